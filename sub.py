@@ -22,13 +22,12 @@ import sys
 
 import nats
 
-
 # --- Connection options: the same block in pub.py and sub.py ------------------------------------
 SCALEWAY_FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
 
 
 def connection_options(parser):
-    """The options the NATS CLI uses too, so the same environment works for both."""
+    """The NATS CLI's options and variables, so one environment serves both."""
     env = os.environ.get
     parser.add_argument("-s", "--server", default=env("NATS_URL") or SCALEWAY_FR_PAR,
                         help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)")
@@ -43,28 +42,63 @@ def connection_options(parser):
 
 
 async def connect(args, on_error, **callbacks):
-    """Connect with a .creds file, like MnQ wants; give up with a clear Failure, never hang."""
+    """Connect with a .creds file, as MnQ requires; raise Failure saying why it cannot, never hang."""
     check_creds_file(args.creds)  # nats-py can spin forever on a malformed creds file
     tls = tls_context(args.tlsca)
-    servers = [url.strip() for url in args.server.split(",")]
-    attempts = []  # nats-py reports each failed attempt to error_cb, then tries again
+    servers = args.server.split(",")
+    attempts = []  # nats-py hands each failed attempt to error_cb, then tries again
 
     async def error_cb(e):
         if attempts is None:
-            return await on_error(e)  # connected: errors at run time go to the caller
+            return await on_error(e)  # connected: errors at run time are the caller's
         attempts.append(e)
-        if is_hopeless(e):
-            raise e  # stops the retries: a rejected creds file or certificate will not get better
+        if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
+            raise e  # ends the retries: a rejected creds file or certificate will not get better
 
     try:
-        # Without a bound, nats-py keeps retrying an unreachable server for about two minutes.
+        # Without this bound, nats-py retries an unreachable server for about two minutes.
         nc = await asyncio.wait_for(nats.connect(
             servers, user_credentials=args.creds, tls=tls, error_cb=error_cb,
             max_reconnect_attempts=-1, reconnect_time_wait=1, **callbacks), args.timeout)
     except Exception as e:
-        raise Failure(explain(e, attempts, args, servers)) from None
+        raise Failure(why_not_connected(e, attempts, args)) from None
     attempts = None
     return nc
+
+
+def check_creds_file(path):
+    get_one = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
+    try:
+        with open(path, newline="") as f:
+            text = f.read()
+    except OSError as e:
+        raise Failure(f"cannot read credentials file {path}: {e.strerror}; {get_one}", 2) from None
+    if "\r" in text:
+        raise Failure(f"credentials file {path} has Windows (CRLF) line endings; fix it: dos2unix {path}", 2)
+    for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
+        if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
+            raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
+
+
+def tls_context(cafile):
+    """None lets nats-py verify the server against the system's CAs when the server requires TLS."""
+    try:
+        return ssl.create_default_context(cafile=cafile) if cafile else None
+    except (OSError, ssl.SSLError) as e:
+        raise Failure(f"cannot use CA file {cafile} (--tlsca or NATS_CA): {e.strerror or e}", 2) from None
+
+
+def why_not_connected(e, attempts, args):
+    where = args.server
+    if isinstance(e, ssl.SSLCertVerificationError):
+        fix = "use the name it was issued for" if "mismatch" in e.verify_message else "give its CA with --tlsca"
+        return f"certificate verification failed for {where}: {e.verify_message}; {fix} (or NATS_CA)"
+    if "Authorization Violation" in str(e):
+        return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
+    if isinstance(e, asyncio.TimeoutError):
+        last = f" ({attempts[-1]})" if attempts else ""
+        return f"could not connect to {where} within {args.timeout:g} s{last}; check --server or NATS_URL"
+    return f"could not connect to {where}: {e}; check --server or NATS_URL"
 
 
 class Failure(Exception):
@@ -88,59 +122,14 @@ def run(main, args, prog):
         sys.exit(130)
 
 
-def check_creds_file(path):
-    hint = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
-    try:
-        with open(path, newline="") as f:
-            text = f.read()
-    except OSError as e:
-        raise Failure(f"cannot read credentials file {path}: {e.strerror}; {hint}", 2) from None
-    if "\r" in text:
-        raise Failure(f"credentials file {path} has Windows (CRLF) line endings; convert it: dos2unix {path}", 2)
-    for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
-        if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
-            raise Failure(f"credentials file {path} is malformed: no {block} block; {hint}", 2)
-
-
-def tls_context(cafile):
-    """None: nats-py then verifies the server against the system's CAs when it requires TLS."""
-    if not cafile:
-        return None
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as e:
-        raise Failure(f"cannot use CA file {cafile} (--tlsca or NATS_CA): {e.strerror or e}", 2) from None
-
-
-def is_hopeless(e):
-    return isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e)
-
-
-def explain(e, attempts, args, servers):
-    where = ", ".join(servers)
-    if isinstance(e, ssl.SSLCertVerificationError):
-        if "mismatch" in e.verify_message:
-            return f"certificate verification failed for {where}: {e.verify_message}; use the host name it was issued for"
-        return (f"certificate verification failed for {where}: {e.verify_message}; "
-                f"if it uses a private CA, pass it with --tlsca or NATS_CA")
-    if "Authorization Violation" in str(e):
-        return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
-    if isinstance(e, asyncio.TimeoutError):
-        why = f" ({attempts[-1]})" if attempts else ""
-        return (f"could not connect to {where} within {args.timeout:g} s{why}; "
-                f"check the URL (--server or NATS_URL) and that the server is running")
-    return f"could not connect to {where}: {e}; check the URL (--server or NATS_URL)"
-
-
 def positive(kind):
     def parse(text):
         try:
-            value = kind(text)
+            if kind(text) > 0:
+                return kind(text)
         except ValueError:
-            value = 0
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
-        return value
+            pass
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
 
     return parse
 # --- End of the connection options -----------------------------------------------------------------

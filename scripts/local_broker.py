@@ -91,7 +91,7 @@ def write_private(path, text):
     os.replace(tmp, path)
 
 
-def mint(state_dir, tls=True):
+def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1")):
     """Mint an operator, the SYS and APP accounts and a user into state_dir; TLS files if tls.
 
     Writes server.conf (include it, then add listen/port flags), user.creds, app-account.seed
@@ -115,18 +115,18 @@ def mint(state_dir, tls=True):
         "}",
     ]
     if tls:
-        conf += write_tls_files(state_dir)
+        conf += write_tls_files(state_dir, tls_names)
     write_private(os.path.join(state_dir, "app-account.seed"), app_account.seed.decode())
     write_private(os.path.join(state_dir, "user.creds"), user_creds(app_account.seed))
     write_private(os.path.join(state_dir, "server.conf"), "\n".join(conf) + "\n")
 
 
-def write_tls_files(state_dir):
-    """A throwaway CA and a server certificate for localhost and 127.0.0.1; returns the tls {} block."""
+def write_tls_files(state_dir, names):
+    """A throwaway CA and a server certificate for these host names; returns the tls {} block."""
     import trustme
 
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert = ca.issue_cert(*names)
     ca.cert_pem.write_to_path(os.path.join(state_dir, "ca.pem"))
     cert.cert_chain_pems[0].write_to_path(os.path.join(state_dir, "server-cert.pem"))
     write_private(os.path.join(state_dir, "server-key.pem"), cert.private_key_pem.bytes().decode())

@@ -14,4 +14,4 @@ echo "ruff"
 echo "shellcheck"
 "$VENV/bin/shellcheck" scripts/*.sh .ci/run
 echo "pytest"
-"$PY" -m pytest "$@"
+"$PY" -m pytest -c tests/pytest.ini "$@"

@@ -1,0 +1,196 @@
+"""Fixtures: real nats-server brokers in operator/JWT mode, and the scripts run as users run them."""
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import local_broker  # noqa: E402
+
+PYTHON = sys.executable
+# Variables of the user's own shell that would change what the scripts do.
+FOREIGN = ("NATS_", "SCW_", "LOCAL_BROKER_")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
+    env.update(extra)
+    return env
+
+
+class Process:
+    """A running command whose output lines can be waited for; killed at the end of the test."""
+
+    def __init__(self, command, env, cwd, merge_stderr=False):
+        self.command = command
+        stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
+        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=stderr, text=True)
+        self.lines = []
+        self.stderr = ""
+        self._new = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._new.put(line.rstrip("\n"))
+        self._new.put(None)
+
+    def wait_for_line(self, text, timeout=15):
+        """Wait until a line containing text is printed; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._new.get(timeout=max(0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r} within {timeout} s; got {self.lines}") from None
+            if line is None:
+                self._new.put(None)
+                raise AssertionError(f"exited before {text!r}; got {self.lines}; stderr: {self.stderr_now()}")
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def wait(self, timeout=30):
+        """Wait for the exit; return the exit code, with every output line in self.lines."""
+        rc = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        while (line := self._new.get()) is not None:
+            self.lines.append(line)
+        self._new.put(None)
+        self.stderr = self.proc.stderr.read() if self.proc.stderr else ""
+        return rc
+
+    def stderr_now(self):
+        if self.proc.stderr and self.proc.poll() is not None:
+            return self.proc.stderr.read()
+        return "(not available)"
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+
+class Broker:
+    """A real nats-server, minted fresh: operator, accounts, user creds, and TLS files if tls."""
+
+    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None):
+        local_broker.mint(state_dir, tls=tls, tls_names=tls_names)
+        if max_payload:
+            with open(os.path.join(state_dir, "server.conf"), "a") as conf:
+                conf.write(f"max_payload: {max_payload}\n")
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.creds = os.path.join(state_dir, "user.creds")
+        self.ca = os.path.join(state_dir, "ca.pem") if tls else None
+        self.proc = None
+        self.start()
+
+    def start(self):
+        command = local_broker.server_command(self.state_dir, self.port)
+        # nats-server logs to stderr: wait for the line that says it is ready.
+        self.proc = Process(command, env=clean_env(), cwd=self.state_dir, merge_stderr=True)
+        self.proc.wait_for_line("Server is ready")
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc = None
+
+    def new_creds(self, path, **permissions):
+        """Write a .creds file for another user of the same account, e.g. deny_publish=["secret.>"]."""
+        with open(os.path.join(self.state_dir, "app-account.seed"), "rb") as f:
+            seed = f.read()
+        local_broker.write_private(path, local_broker.user_creds(seed, **permissions))
+        return path
+
+    def env(self, **extra):
+        env = clean_env(NATS_URL=self.url, NATS_CREDS=self.creds, **extra)
+        if self.ca:
+            env["NATS_CA"] = self.ca
+        return env
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """make_broker(tls=..., tls_names=..., max_payload=...) -> a running Broker, stopped after the test."""
+    brokers = []
+
+    def make(**options):
+        brokers.append(Broker(str(tmp_path / f"broker{len(brokers)}"), **options))
+        return brokers[-1]
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def broker(make_broker):
+    """A plain-text broker: operator/JWT mode, like MnQ, without TLS."""
+    return make_broker()
+
+
+@pytest.fixture
+def tls_broker(make_broker):
+    """A TLS-only broker, like MnQ: reached with a nats:// URL, verified with its own CA (NATS_CA)."""
+    return make_broker(tls=True)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """The scripts' working directory: empty, so no nats.creds of the developer's is picked up."""
+    path = tmp_path / "cwd"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def run(workdir):
+    """run("pub.py", *args, env=...) -> CompletedProcess, run to the end as a user would."""
+
+    def run_script(script, *args, env, timeout=30):
+        started = time.monotonic()
+        result = subprocess.run([PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        result.seconds = time.monotonic() - started
+        return result
+
+    return run_script
+
+
+@pytest.fixture
+def start(workdir):
+    """start("sub.py", *args, env=...) -> Process in the background, killed after the test."""
+    procs = []
+
+    def start_script(script, *args, env):
+        procs.append(Process([PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir))
+        return procs[-1]
+
+    yield start_script
+    for p in procs:
+        p.kill()
