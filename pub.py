@@ -90,8 +90,9 @@ def tls_context(cafile):
 def why_not_connected(e, attempts, args):
     where = args.server
     if isinstance(e, ssl.SSLCertVerificationError):
-        fix = "use the name it was issued for" if "mismatch" in e.verify_message else "give its CA with --tlsca"
-        return f"certificate verification failed for {where}: {e.verify_message}; {fix} (or NATS_CA)"
+        fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
+               else "if the server uses a private CA, give it with --tlsca or NATS_CA")
+        return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
     if "Authorization Violation" in str(e):
         return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
     if isinstance(e, asyncio.TimeoutError):
@@ -139,7 +140,7 @@ async def main(args):
 
     async def on_error(e):
         # The server refuses a forbidden publish with an error that arrives later, on its own.
-        if "Permissions Violation" in str(e):
+        if "permissions violation" in str(e).lower():
             refused.append(e)
         else:
             print(f"pub.py: warning: {e}", file=sys.stderr)
@@ -157,7 +158,7 @@ async def main(args):
         # A refusal can arrive just after that answer: one more round trip before claiming success.
         await nc.flush(args.timeout)
     except nats.errors.MaxPayloadError:
-        raise Failure(f"the message is larger than the server accepts ({nc.max_payload} bytes)") from None
+        raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)") from None
     finally:
         await nc.close()
     if refused:

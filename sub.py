@@ -91,8 +91,9 @@ def tls_context(cafile):
 def why_not_connected(e, attempts, args):
     where = args.server
     if isinstance(e, ssl.SSLCertVerificationError):
-        fix = "use the name it was issued for" if "mismatch" in e.verify_message else "give its CA with --tlsca"
-        return f"certificate verification failed for {where}: {e.verify_message}; {fix} (or NATS_CA)"
+        fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
+               else "if the server uses a private CA, give it with --tlsca or NATS_CA")
+        return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
     if "Authorization Violation" in str(e):
         return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
     if isinstance(e, asyncio.TimeoutError):

@@ -66,6 +66,20 @@ class Process:
             if text in line:
                 return line
 
+    def collect(self, timeout):
+        """The lines printed since the last call, waiting up to timeout for the first one."""
+        new = []
+        try:
+            line = self._new.get(timeout=timeout)
+            while line is not None:
+                new.append(line)
+                line = self._new.get_nowait()
+            self._new.put(None)
+        except queue.Empty:
+            pass
+        self.lines.extend(new)
+        return new
+
     def wait(self, timeout=30):
         """Wait for the exit; return the exit code, with every output line in self.lines."""
         rc = self.proc.wait(timeout)
@@ -115,6 +129,11 @@ class Broker:
         self.proc = Process(command, env=clean_env(), cwd=self.state_dir, merge_stderr=True)
         self.proc.wait_for_line("Server is ready")
 
+    @staticmethod
+    def unused_url():
+        """A URL where nothing listens: connections are refused."""
+        return f"nats://127.0.0.1:{free_port()}"
+
     def stop(self):
         if self.proc:
             self.proc.kill()
@@ -128,9 +147,11 @@ class Broker:
         return path
 
     def env(self, **extra):
-        env = clean_env(NATS_URL=self.url, NATS_CREDS=self.creds, **extra)
+        """The environment of a user who exported what scripts/local-broker.sh prints, plus extra."""
+        env = clean_env(NATS_URL=self.url, NATS_CREDS=self.creds)
         if self.ca:
             env["NATS_CA"] = self.ca
+        env.update(extra)
         return env
 
 
@@ -172,9 +193,9 @@ def workdir(tmp_path):
 def run(workdir):
     """run("pub.py", *args, env=...) -> CompletedProcess, run to the end as a user would."""
 
-    def run_script(script, *args, env, timeout=30):
+    def run_script(script, *args, env, timeout=30, prefix=()):
         started = time.monotonic()
-        result = subprocess.run([PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir,
+        result = subprocess.run([*prefix, PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir,
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
         result.seconds = time.monotonic() - started
         return result

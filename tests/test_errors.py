@@ -1,0 +1,187 @@
+"""Bad input gets one clear line on stderr and an exit code (2: configuration, 1: run time); never a hang."""
+
+import os
+import shutil
+
+import pytest
+from conftest import Broker
+
+BOTH = pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+GET_ONE = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
+
+
+def assert_error(result, code, message):
+    """Exactly one line on stderr, the expected one, and the expected exit code."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stderr.splitlines() == [message]
+
+
+def jwt_block(creds):
+    return open(creds).read().split("\n\n", 1)[0] + "\n"
+
+
+def seed_block(creds):
+    text = open(creds).read()
+    return text[text.index("-----BEGIN USER NKEY SEED") :]
+
+
+@BOTH
+def test_a_missing_creds_file_is_named_with_how_to_get_one(script, broker, run):
+    result = run(script, env=broker.env(NATS_CREDS="/nonexistent/nats.creds"))
+    assert_error(result, 2, f"{script}: error: cannot read credentials file /nonexistent/nats.creds: "
+                            f"No such file or directory; {GET_ONE}")
+
+
+@BOTH
+@pytest.mark.parametrize("content, missing", [
+    ("", "NATS USER JWT"),
+    ("null\n", "NATS USER JWT"),
+    (seed_block, "NATS USER JWT"),
+    (jwt_block, "USER NKEY SEED"),
+], ids=["empty", "null", "no-jwt", "no-seed"])
+def test_a_malformed_creds_file_is_refused_before_connecting(script, content, missing, broker, run, tmp_path):
+    bad = tmp_path / "bad.creds"
+    bad.write_text(content if isinstance(content, str) else content(broker.creds))
+
+    result = run(script, "--creds", str(bad), env=broker.env(), timeout=10)
+
+    assert_error(result, 2, f"{script}: error: credentials file {bad} is malformed: no {missing} block; {GET_ONE}")
+
+
+@BOTH
+def test_a_creds_file_with_crlf_line_endings_is_refused(script, broker, run, tmp_path):
+    bad = tmp_path / "crlf.creds"
+    bad.write_bytes(open(broker.creds, "rb").read().replace(b"\n", b"\r\n"))
+
+    result = run(script, "--creds", str(bad), env=broker.env(), timeout=10)
+
+    assert_error(result, 2, f"{script}: error: credentials file {bad} has Windows (CRLF) line endings; "
+                            f"fix it: dos2unix {bad}")
+
+
+@BOTH
+def test_creds_rejected_by_the_server_say_authorization_failed(script, broker, make_broker, run):
+    stranger = make_broker()  # another operator: its user is unknown to `broker`
+
+    result = run(script, "--creds", stranger.creds, env=broker.env(), timeout=10)
+
+    assert_error(result, 1, f"{script}: error: authorization failed at {broker.url}: "
+                            f"the server rejected the credentials in {stranger.creds}")
+    assert result.seconds < 5, "retried credentials that cannot succeed"
+
+
+@BOTH
+def test_an_unreachable_server_is_named_within_10_seconds_by_default(script, broker, run):
+    closed = Broker.unused_url()
+
+    result = run(script, env=broker.env(NATS_URL=closed), timeout=30)
+
+    assert_error(result, 1, f"{script}: error: could not connect to {closed} within 10 s "
+                            f"([Errno 111] Connect call failed ('127.0.0.1', {closed.rsplit(':', 1)[1]})); "
+                            f"check --server or NATS_URL")
+    assert 9 < result.seconds < 13
+
+
+def test_timeout_changes_how_long_to_wait(broker, run):
+    result = run("pub.py", "--timeout", "1.5", env=broker.env(NATS_URL=Broker.unused_url()), timeout=30)
+
+    assert result.returncode == 1
+    assert "within 1.5 s" in result.stderr
+    assert result.seconds < 5
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0,
+                    reason="needs root and unshare, to fail the lookup without asking any DNS server")
+def test_a_host_name_that_does_not_resolve_is_named(broker, run):
+    # In an empty network namespace the lookup fails at once, and no packet leaves this machine.
+    url = "nats://no-such-host.invalid:4222"
+    env = broker.env(NATS_URL=url)
+
+    result = run("pub.py", "--timeout", "2", env=env, prefix=["unshare", "--net"], timeout=30)
+
+    assert_error(result, 1, f"pub.py: error: could not connect to {url} within 2 s "
+                            "([Errno -3] Temporary failure in name resolution); check --server or NATS_URL")
+
+
+def test_a_message_larger_than_max_payload_is_refused(make_broker, run):
+    broker = make_broker(max_payload=1024)
+
+    result = run("pub.py", "x" * 1025, env=broker.env())
+
+    assert_error(result, 1, "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)")
+
+
+def test_a_publish_the_server_refuses_is_reported_as_permission_denied(broker, run, tmp_path):
+    creds = broker.new_creds(str(tmp_path / "no-publish.creds"), deny_publish=["my-subject"])
+
+    # The refusal arrives asynchronously: try several times to catch it arriving late.
+    for _ in range(5):
+        result = run("pub.py", "--creds", creds, env=broker.env())
+        assert_error(result, 1, "pub.py: error: permission denied: these credentials may not publish to 'my-subject'")
+        assert "Published" not in result.stdout
+
+
+def test_a_publish_to_an_allowed_subject_succeeds_with_the_same_creds(broker, run, tmp_path):
+    creds = broker.new_creds(str(tmp_path / "no-publish.creds"), deny_publish=["my-subject"])
+
+    result = run("pub.py", "--creds", creds, "--subject", "other", env=broker.env())
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("pub.py", ["--count", "0", "x"], "argument --count: must be a positive number, not '0'"),
+    ("sub.py", ["--count", "0"], "argument --count: must be a positive number, not '0'"),
+    ("sub.py", ["--count", "two"], "argument --count: must be a positive number, not 'two'"),
+    ("pub.py", ["-H", "Example", "x"], "argument -H/--header: must be KEY=VALUE, not 'Example'"),
+    ("pub.py", ["--timeout", "-1"], "argument --timeout: must be a positive number, not '-1'"),
+    ("pub.py", ["--bogus"], "unrecognized arguments: --bogus"),
+    ("sub.py", ["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_flags_are_a_usage_error(script, args, message, run):
+    result = run(script, *args, env={})
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: {script}")
+    assert result.stderr.splitlines()[-1] == f"{script}: error: {message}"
+
+
+# TLS, as Scaleway does it: the URL says nats://, the server requires TLS, the client verifies it.
+
+@BOTH
+def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, run):
+    env = tls_broker.env()
+    del env["NATS_CA"]  # only the system's CAs, which do not know the local broker's CA
+
+    result = run(script, env=env, timeout=10)
+
+    assert_error(result, 1, f"{script}: error: certificate verification failed for {tls_broker.url}: "
+                            "unable to get local issuer certificate; "
+                            "if the server uses a private CA, give it with --tlsca or NATS_CA")
+    assert result.seconds < 5, "retried a certificate that cannot be trusted"
+
+
+@BOTH
+def test_a_missing_ca_file_is_named(script, tls_broker, run):
+    result = run(script, "--tlsca", "/nonexistent/ca.pem", env=tls_broker.env())
+
+    assert_error(result, 2, f"{script}: error: cannot use CA file /nonexistent/ca.pem (--tlsca or NATS_CA): "
+                            "No such file or directory")
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_named(tls_broker, run):
+    result = run("pub.py", "--tlsca", tls_broker.creds, env=tls_broker.env())
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"pub.py: error: cannot use CA file {tls_broker.creds} (--tlsca or NATS_CA): ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_certificate_for_another_host_name_is_a_mismatch(make_broker, run):
+    broker = make_broker(tls=True, tls_names=("nats.example.test",))
+
+    result = run("pub.py", env=broker.env(), timeout=10)
+
+    assert_error(result, 1, f"pub.py: error: certificate verification failed for {broker.url}: "
+                            "IP address mismatch, certificate is not valid for '127.0.0.1'.; "
+                            "connect with a host name the certificate was issued for")

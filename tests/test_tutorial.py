@@ -1,0 +1,195 @@
+"""The README's promises for pub.py and sub.py, each against a real nats-server with .creds auth."""
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections import Counter
+
+import nats
+import pytest
+from conftest import ROOT
+
+TUTORIAL_MESSAGES = [
+    "Received a message on 'my-subject': This is a simple message with some datas",
+    "Headers maybe: None",
+    "Received a message on 'my-subject': This is still a simple message but with some headers inside",
+    "Headers maybe: {'Example': 'True', 'RandomHeaders': 'True'}",
+]
+
+
+def subscribed(start, broker, *args):
+    """Start sub.py and return it once the server has its subscription."""
+    sub = start("sub.py", *args, env=broker.env())
+    sub.wait_for_line("Subscription OK")
+    return sub
+
+
+@pytest.mark.parametrize("broker_kind", ["plain", "tls"])
+def test_the_tutorial_prints_its_exact_output(broker_kind, request, start, run):
+    broker = request.getfixturevalue("broker" if broker_kind == "plain" else "tls_broker")
+    sub = subscribed(start, broker, "--count", "2")
+
+    pub = run("pub.py", env=broker.env())
+
+    assert pub.returncode == 0, pub.stderr
+    assert pub.stdout.splitlines() == [
+        f"Connected to NATS at 127.0.0.1:{broker.port}...",
+        "Published 2 messages to 'my-subject'",
+    ]
+    assert pub.stderr == ""
+    assert sub.wait() == 0
+    assert sub.lines == [
+        "Connection",
+        f"Connected to NATS at 127.0.0.1:{broker.port}...",
+        "Subscribing",
+        "Subscription OK",
+        *TUTORIAL_MESSAGES,
+        "Disconnecting...",
+        "Disconnection OK",
+    ]
+    assert sub.stderr == ""
+
+
+def test_the_tls_broker_is_reached_with_a_nats_url_and_NATS_CA(tls_broker, run):
+    assert tls_broker.url.startswith("nats://")
+    env = tls_broker.env()
+    assert env["NATS_CA"].endswith("ca.pem")
+    assert run("pub.py", env=env).returncode == 0
+
+
+def test_flags_override_the_environment(broker, run):
+    env = broker.env(NATS_URL="nats://127.0.0.1:1", NATS_CREDS="/nonexistent.creds")
+    pub = run("pub.py", "-s", broker.url, "--creds", broker.creds, env=env)
+    assert pub.returncode == 0, pub.stderr
+
+
+def test_the_creds_file_defaults_to_nats_creds_in_the_current_directory(broker, run, workdir):
+    os.symlink(broker.creds, os.path.join(workdir, "nats.creds"))
+    env = broker.env()
+    del env["NATS_CREDS"]
+    pub = run("pub.py", env=env)
+    assert pub.returncode == 0, pub.stderr
+
+
+def test_the_server_defaults_to_scaleway_fr_par(run):
+    for script in ("pub.py", "sub.py"):
+        help_text = run(script, "--help", env={}).stdout
+        assert "nats.mnq.fr-par.scaleway.com:4222" in open(os.path.join(ROOT, script)).read()
+        assert "Scaleway fr-par" in help_text
+
+
+def test_a_comma_separated_server_list_uses_the_one_that_answers(broker, run):
+    pub = run("pub.py", "-s", f"nats://127.0.0.1:1,{broker.url}", env=broker.env())
+    assert pub.returncode == 0, pub.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_disconnects_cleanly(sig, broker, start):
+    sub = subscribed(start, broker)
+
+    sub.signal(sig)
+
+    assert sub.wait() == 0
+    assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+    assert sub.stderr == ""
+
+
+def test_messages_already_received_are_printed_before_exiting(broker, start, run):
+    sub = subscribed(start, broker)
+    assert run("pub.py", "--count", "2000", "x", env=broker.env()).returncode == 0
+    sub.wait_for_line("Received a message")
+
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert sub.lines.count("Received a message on 'my-subject': x") == 2000
+    assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+
+
+def test_count_exits_after_that_many_messages(broker, start, run):
+    sub = subscribed(start, broker, "--count", "3")
+
+    pub = run("pub.py", "--count", "5", "hello", env=broker.env())
+
+    assert pub.stdout.splitlines()[-1] == "Published 5 messages to 'my-subject'"
+    assert sub.wait() == 0
+    assert sub.lines.count("Received a message on 'my-subject': hello") == 3
+
+
+def test_headers_are_sent_with_the_message(broker, start, run):
+    sub = subscribed(start, broker, "--count", "1", "--subject", "orders")
+
+    pub = run("pub.py", "--subject", "orders", "-H", "Kind=test", "-H", "Empty=", "hi", env=broker.env())
+
+    assert pub.returncode == 0, pub.stderr
+    assert sub.wait() == 0
+    assert sub.lines[4:6] == ["Received a message on 'orders': hi", "Headers maybe: {'Kind': 'test', 'Empty': ''}"]
+
+
+def test_a_queue_group_shares_the_messages_without_loss_or_duplicates(broker, start):
+    members = [subscribed(start, broker, "--queue", "workers") for _ in range(2)]
+
+    publish_numbered(broker, 1000)
+
+    received = Counter()
+    deadline = time.monotonic() + 30
+    while sum(received.values()) < 1000:
+        for member in members:
+            received.update(line for line in member.collect(timeout=0.2) if line.startswith("Received"))
+        assert time.monotonic() < deadline, f"only {sum(received.values())} of 1000 arrived"
+    for member in members:
+        member.signal(signal.SIGTERM)
+        assert member.wait() == 0
+    assert sorted(received) == sorted(f"Received a message on 'my-subject': {i}" for i in range(1000))
+    assert set(received.values()) == {1}, "a message went to both members"
+    assert all(m.lines.count("Headers maybe: None") for m in members), "one member got nothing"
+
+
+def test_twenty_thousand_messages_all_arrive(broker, start, run):
+    sub = subscribed(start, broker, "--count", "20000")
+
+    pub = run("pub.py", "--count", "20000", "payload", env=broker.env(), timeout=120)
+
+    assert pub.returncode == 0, pub.stderr
+    assert sub.wait(timeout=120) == 0
+    assert sub.lines.count("Received a message on 'my-subject': payload") == 20000
+    assert sub.stderr == ""
+
+
+def test_sub_reconnects_after_a_broker_restart(broker, start, run):
+    sub = subscribed(start, broker)
+
+    broker.stop()
+    sub.wait_for_line("Disconnected from NATS, reconnecting...")
+    broker.start()
+    sub.wait_for_line(f"Reconnected to NATS at 127.0.0.1:{broker.port}")
+    pub = run("pub.py", "after the restart", env=broker.env())
+
+    assert pub.returncode == 0, pub.stderr
+    sub.wait_for_line("Received a message on 'my-subject': after the restart")
+    sub.signal(signal.SIGINT)
+    assert sub.wait() == 0
+
+
+def test_the_connection_options_block_is_the_same_in_both_scripts():
+    def block(script):
+        text = open(os.path.join(ROOT, script)).read()
+        found = re.search(r"# --- Connection options.*?# --- End of the connection options", text, re.S)
+        assert found, f"{script} has no connection-options block"
+        return found.group(0)
+
+    assert block("pub.py") == block("sub.py")
+
+
+def publish_numbered(broker, count):
+    """Publish 0, 1, ... count-1 with plain nats-py, so the test can tell each message apart."""
+
+    async def publish():
+        nc = await nats.connect(broker.url, user_credentials=broker.creds)
+        for i in range(count):
+            await nc.publish("my-subject", str(i).encode())
+        await nc.drain()
+
+    asyncio.run(publish())
