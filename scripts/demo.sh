@@ -23,7 +23,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # wait_for_line FILE TEXT PID: wait until FILE has a line with TEXT, while PID still runs (20 s at most).
 wait_for_line() {

@@ -7,7 +7,7 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
 ensure_venv() {
-  local stamp="$VENV/.installed" wanted file
+  local stamp wanted file
   local pip_args=()
   if [ ! -x "$PY" ]; then
     echo "Creating $VENV" >&2
@@ -16,7 +16,8 @@ ensure_venv() {
       return 1
     fi
   fi
-  # Install again only when a requirements file changed since the last install.
+  # Install again only when one of these requirements files changed since they were last installed.
+  stamp="$VENV/.installed-$(echo "$*" | tr -c '[:alnum:]' '_')"
   wanted=$(cd "$ROOT" && cat "$@" | cksum)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "Installing $* into $VENV" >&2

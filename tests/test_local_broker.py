@@ -1,0 +1,153 @@
+"""scripts/local-broker.sh and scripts/demo.sh: the README's one-command promises."""
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+
+import pytest
+from conftest import ROOT, Process, clean_env, free_port
+from test_tutorial import TUTORIAL_MESSAGES
+
+
+def is_listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def local_broker(tmp_path):
+    """start(*args, env=...) -> scripts/local-broker.sh running, its exports parsed; stopped after the test."""
+    procs = []
+
+    def start(*args, **env):
+        proc = Process(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), *args],
+                       env=clean_env(**env), cwd=str(tmp_path), merge_stderr=True)
+        procs.append(proc)
+        proc.wait_for_line("Server is ready")
+        proc.exports = dict(re.findall(r"^  export (NATS_\w+)=(.*)$", "\n".join(proc.lines), re.M))
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+
+
+def test_local_broker_prints_the_exports_that_make_the_tutorial_work(local_broker, tmp_path, run):
+    port = free_port()
+    broker = local_broker("--port", str(port), "--dir", str(tmp_path / "state"))
+
+    state = tmp_path / "state" / "tls"
+    assert broker.exports == {
+        "NATS_URL": f"nats://127.0.0.1:{port}",
+        "NATS_CREDS": str(state / "user.creds"),
+        "NATS_CA": str(state / "ca.pem"),
+    }
+    result = run("pub.py", env=clean_env(**broker.exports))
+    assert result.returncode == 0, result.stderr
+
+
+def test_local_broker_requires_tls_unless_no_tls(local_broker, tmp_path, run):
+    broker = local_broker("--port", str(free_port()), "--dir", str(tmp_path / "state"))
+    without_ca = {k: v for k, v in broker.exports.items() if k != "NATS_CA"}
+    assert "certificate verification failed" in run("pub.py", env=clean_env(**without_ca)).stderr
+
+    plain = local_broker("--no-tls", "--port", str(free_port()), "--dir", str(tmp_path / "state"))
+    assert "NATS_CA" not in plain.exports
+    assert run("pub.py", env=clean_env(**plain.exports)).returncode == 0
+
+
+def test_local_broker_takes_its_port_from_LOCAL_BROKER_PORT(local_broker, tmp_path):
+    port = free_port()
+    broker = local_broker("--dir", str(tmp_path / "state"), LOCAL_BROKER_PORT=str(port))
+    assert broker.exports["NATS_URL"] == f"nats://127.0.0.1:{port}"
+
+
+def test_local_broker_keeps_its_secrets_private_and_never_touches_nats_creds(local_broker, tmp_path):
+    (tmp_path / "nats.creds").write_text("the user's own Scaleway creds\n")
+    local_broker("--port", str(free_port()), "--dir", str(tmp_path / "state"))
+
+    assert (tmp_path / "nats.creds").read_text() == "the user's own Scaleway creds\n"
+    state = tmp_path / "state" / "tls"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    for secret in ("user.creds", "app-account.seed", "server-key.pem", "server.conf"):
+        assert stat.S_IMODE(os.stat(state / secret).st_mode) == 0o600, secret
+
+
+def test_local_broker_keeps_the_same_creds_across_restarts(local_broker, tmp_path, run):
+    port, state = str(free_port()), str(tmp_path / "state")
+    first = local_broker("--port", port, "--dir", state)
+    creds = open(first.exports["NATS_CREDS"]).read()
+    first.signal(signal.SIGINT)
+    assert first.wait() == 0
+
+    second = local_broker("--port", port, "--dir", state)
+
+    assert open(second.exports["NATS_CREDS"]).read() == creds
+    assert run("pub.py", env=clean_env(**second.exports)).returncode == 0
+
+
+def test_local_broker_stops_cleanly_on_ctrl_c(local_broker, tmp_path):
+    port = free_port()
+    broker = local_broker("--port", str(port), "--dir", str(tmp_path / "state"))
+
+    broker.signal(signal.SIGINT)
+
+    assert broker.wait() == 0
+    assert any("Server Exiting" in line for line in broker.lines)
+    assert not is_listening(port)
+
+
+def test_local_broker_says_when_the_port_is_taken(broker, tmp_path):
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--port", str(broker.port),
+                             "--dir", str(tmp_path / "state")], env=clean_env(), capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"local-broker: error: port {broker.port} on 127.0.0.1 is already in use; "
+        "stop what uses it or pick another with --port")
+
+
+def demo(*args):
+    return Process(["bash", os.path.join(ROOT, "scripts/demo.sh"), *args], env=clean_env(), cwd=ROOT)
+
+
+def demo_port(lines):
+    return int(re.search(r"on 127\.0\.0\.1:(\d+)", lines[0]).group(1))
+
+
+def test_demo_runs_the_tutorial_end_to_end_and_leaves_nothing_running():
+    for _ in range(2):  # running it twice works too
+        run = demo()
+        assert run.wait(timeout=120) == 0, run.stderr
+        assert run.lines[run.lines.index("What terminal 1 printed:") + 1:] == [
+            "Connection",
+            f"Connected to NATS at 127.0.0.1:{demo_port(run.lines)}...",
+            "Subscribing",
+            "Subscription OK",
+            *TUTORIAL_MESSAGES,
+            "Disconnecting...",
+            "Disconnection OK",
+        ]
+        assert not is_listening(demo_port(run.lines))
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_demo_stops_what_it_started_when_interrupted(sig, code):
+    run = demo()
+    try:
+        run.wait_for_line("Terminal 1", timeout=120)
+        run.signal(sig)  # to the demo alone: its trap must stop the broker and sub.py
+        assert run.wait() == code
+        assert not is_listening(demo_port(run.lines))
+    finally:
+        run.kill()
+
+
+def test_demo_has_a_usage_line():
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/demo.sh"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "usage: bash scripts/demo.sh\n"
