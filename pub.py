@@ -48,11 +48,12 @@ async def connect(args, on_error, **callbacks):
     attempts = []  # nats-py hands each failed attempt to error_cb, then tries again
 
     async def error_cb(e):
-        if attempts is None:
-            return await on_error(e)  # connected: errors at run time are the caller's
-        attempts.append(e)
-        if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
-            raise e  # ends the retries: a rejected creds file or certificate will not get better
+        if attempts is not None:  # still connecting
+            attempts.append(e)
+            if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
+                raise e  # ends the retries: a rejected creds file or certificate will not get better
+        elif not (nc.is_reconnecting or isinstance(e, nats.errors.UnexpectedEOF)):
+            await on_error(e)  # but not the loss of the server: nats-py reconnects by itself
 
     try:
         # Without this bound, nats-py retries an unreachable server for about two minutes.

@@ -49,11 +49,12 @@ async def connect(args, on_error, **callbacks):
     attempts = []  # nats-py hands each failed attempt to error_cb, then tries again
 
     async def error_cb(e):
-        if attempts is None:
-            return await on_error(e)  # connected: errors at run time are the caller's
-        attempts.append(e)
-        if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
-            raise e  # ends the retries: a rejected creds file or certificate will not get better
+        if attempts is not None:  # still connecting
+            attempts.append(e)
+            if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
+                raise e  # ends the retries: a rejected creds file or certificate will not get better
+        elif not (nc.is_reconnecting or isinstance(e, nats.errors.UnexpectedEOF)):
+            await on_error(e)  # but not the loss of the server: nats-py reconnects by itself
 
     try:
         # Without this bound, nats-py retries an unreachable server for about two minutes.
@@ -137,13 +138,7 @@ def positive(kind):
 
 
 async def main(args):
-    # Ctrl+C and SIGTERM only set this event: main() then drains the connection and returns.
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-
     print("Connection")
-    nc = None
 
     # After the first connection, nats-py reconnects by itself, forever: these only tell the user.
     async def disconnected():
@@ -155,6 +150,11 @@ async def main(args):
 
     nc = await connect(args, on_error=warn, disconnected_cb=disconnected, reconnected_cb=reconnected)
     print(f"Connected to NATS at {nc.connected_url.netloc}...")
+
+    # Ctrl+C and SIGTERM only set this event: main() then drains the connection and returns.
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
 
     received = 0
 
@@ -176,8 +176,11 @@ async def main(args):
 
     await stop.wait()
     print("Disconnecting...", flush=True)
-    # drain() unsubscribes, lets on_message finish what has already arrived, then closes.
-    await nc.drain()
+    if nc.is_reconnecting:
+        await nc.close()  # the server is away: there is nothing to drain
+    else:
+        # drain() unsubscribes, lets on_message finish what has already arrived, then closes.
+        await nc.drain()
     print("Disconnection OK")
 
 

@@ -171,6 +171,20 @@ def test_sub_reconnects_after_a_broker_restart(broker, start, run):
     sub.wait_for_line("Received a message on 'my-subject': after the restart")
     sub.signal(signal.SIGINT)
     assert sub.wait() == 0
+    assert sub.stderr == ""
+
+
+def test_sub_waits_quietly_for_the_broker_and_still_stops_cleanly(broker, start):
+    sub = subscribed(start, broker)
+    broker.stop()
+    sub.wait_for_line("Disconnected from NATS, reconnecting...")
+    sub.collect(timeout=2.5)  # a few failed attempts to reconnect: none should be reported
+
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert sub.lines[-3:] == ["Disconnected from NATS, reconnecting...", "Disconnecting...", "Disconnection OK"]
+    assert sub.stderr == ""
 
 
 def test_the_connection_options_block_is_the_same_in_both_scripts():
