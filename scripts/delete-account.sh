@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Delete the Scaleway NATS account named in ./nats-account.json, with its credentials and streams,
+# then remove nats-account.json, nats-credentials.json and nats.creds (the deletion revoked them).
+# It asks first, unless --yes. Environment: SCW_SECRET_KEY, SCW_REGION, SCW_API_URL.
+set -euo pipefail
+USAGE="bash scripts/delete-account.sh [--yes]"
+
+# shellcheck source=scripts/scw.sh
+. "$(dirname "$0")/scw.sh"
+
+yes_flag_only "$@"
+scw_setup
+account=$(saved_id nats-account.json)
+
+confirm "Delete NATS account '$(jq -r '.name // "?"' nats-account.json)' ($account) and all its credentials?"
+scw_api DELETE "/nats-accounts/$account"
+rm -f nats-account.json nats-credentials.json nats.creds
+echo "Deleted NATS account $account; removed nats-account.json, nats-credentials.json and nats.creds."

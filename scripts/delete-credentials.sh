@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Delete the Scaleway NATS credentials named in ./nats-credentials.json (open connections using them
+# are closed), then remove nats-credentials.json and nats.creds. It asks first, unless --yes.
+# Environment: SCW_SECRET_KEY, SCW_REGION, SCW_API_URL.
+set -euo pipefail
+USAGE="bash scripts/delete-credentials.sh [--yes]"
+
+# shellcheck source=scripts/scw.sh
+. "$(dirname "$0")/scw.sh"
+
+yes_flag_only "$@"
+scw_setup
+credentials=$(saved_id nats-credentials.json)
+
+confirm "Delete NATS credentials '$(jq -r '.name // "?"' nats-credentials.json)' ($credentials)?"
+scw_api DELETE "/nats-credentials/$credentials"
+rm -f nats-credentials.json nats.creds
+echo "Deleted NATS credentials $credentials; removed nats-credentials.json and nats.creds."

@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# Sourced by the Scaleway scripts: settings from the environment, and one function to call the API.
+#
+# Environment, as Scaleway's CLI and SDKs read it:
+#   SCW_SECRET_KEY       the secret key of an API key (required)
+#   SCW_PROJECT_ID       else SCW_DEFAULT_PROJECT_ID: the project (to create an account)
+#   SCW_REGION           else SCW_DEFAULT_REGION, else fr-par: fr-par or nl-ams
+#   SCW_API_URL          else https://api.scaleway.com
+#   SCW_API_TIMEOUT      seconds to wait for an answer (default 30)
+
+PROG=$(basename "$0")
+# Everything these scripts write is private to you, from the first byte: nats.creds is a secret.
+umask 077
+
+die() {
+  echo "$PROG: error: $*" >&2
+  exit 1
+}
+
+usage_error() {
+  echo "usage: $USAGE" >&2
+  exit 2
+}
+
+# scw_setup: check the tools and the environment; sets REGION and API (the MnQ NATS API's base URL).
+scw_setup() {
+  local tool
+  for tool in curl jq; do
+    command -v "$tool" >/dev/null 2>&1 ||
+      die "$tool is not installed; install it (Debian/Ubuntu: sudo apt install $tool; macOS: brew install $tool)"
+  done
+  [ -n "${SCW_SECRET_KEY:-}" ] ||
+    die "SCW_SECRET_KEY is not set; create an API key in the Scaleway console (IAM > API keys) and export its secret key"
+  REGION=${SCW_REGION:-${SCW_DEFAULT_REGION:-fr-par}}
+  case "$REGION" in
+    fr-par | nl-ams) ;;
+    *) die "region '$REGION' (SCW_REGION or SCW_DEFAULT_REGION) has no NATS service; use fr-par or nl-ams" ;;
+  esac
+  local url=${SCW_API_URL:-https://api.scaleway.com}
+  API="${url%/}/mnq/v1beta1/regions/$REGION"
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+}
+
+# project_id: SCW_PROJECT_ID, else SCW_DEFAULT_PROJECT_ID, else a clear error.
+project_id() {
+  local id=${SCW_PROJECT_ID:-${SCW_DEFAULT_PROJECT_ID:-}}
+  [ -n "$id" ] ||
+    die "SCW_PROJECT_ID (or SCW_DEFAULT_PROJECT_ID) is not set; copy your project's ID from the Scaleway console (Project settings)"
+  echo "$id"
+}
+
+# scw_api METHOD PATH [JSON]: call the API; the answer's body goes to "$WORK/answer".
+# On an HTTP error it dies with the status and the API's own message, type and details.
+scw_api() {
+  local method=$1 path=$2 status
+  local args=(--silent --show-error --request "$method" --output "$WORK/answer" --write-out '%{http_code}'
+    --connect-timeout 10 --max-time "${SCW_API_TIMEOUT:-30}" --header 'Content-Type: application/json')
+  if [ "$#" -gt 2 ]; then args+=(--data "$3"); fi
+  # The secret key reaches curl on its standard input (--config -), never on its command line,
+  # where any user of this machine could read it in the process list.
+  local key=${SCW_SECRET_KEY//\\/\\\\}
+  if ! status=$(printf 'header = "X-Auth-Token: %s"\n' "${key//\"/\\\"}" |
+    curl --config - "${args[@]}" "$API$path" 2>"$WORK/curl.err"); then
+    die "could not reach the Scaleway API at ${API%%/mnq/*}: $(tail -n 1 "$WORK/curl.err"); check your network or SCW_API_URL"
+  fi
+  case "$status" in
+    2??) return 0 ;;
+  esac
+  local why
+  why=$(jq -r '[.message, (.type // empty | "(\(.))"),
+               (.details[]? | [.argument_name, .help_message] | map(select(. != null)) | join(": "))]
+              | map(select(. != null and . != "")) | join(" ")' "$WORK/answer" 2>/dev/null) ||
+    why="an answer that is not JSON"
+  case "$status" in
+    401 | 403) why="$why; check SCW_SECRET_KEY and the API key's permissions" ;;
+  esac
+  die "the Scaleway API answered $status to $method $path: $why"
+}
+
+# save_answer FILE JQ_ARGS...: write what jq makes of the answer to FILE, complete or not at all.
+save_answer() {
+  local file=$1 tmp
+  shift
+  tmp=$(mktemp "$file.XXXXXX")
+  if ! jq "$@" "$WORK/answer" >"$tmp"; then
+    rm -f "$tmp"
+    die "could not write $file"
+  fi
+  mv -f "$tmp" "$file"
+}
+
+# yes_flag_only "$@": the delete scripts take --yes (sets ASSUME_YES=1), -h/--help, and nothing else.
+yes_flag_only() {
+  ASSUME_YES=0
+  case "$*" in
+    "") ;;
+    --yes) ASSUME_YES=1 ;;
+    -h | --help) echo "usage: $USAGE" && exit 0 ;;
+    *) usage_error ;;
+  esac
+}
+
+# saved_id FILE: the id that create-account.sh or create-credentials.sh saved in FILE.
+saved_id() {
+  local id
+  [ -f "$1" ] || die "no $1 here, so nothing to delete: run it where the create script wrote $1"
+  id=$(jq -r '.id // empty' "$1" 2>/dev/null) || true
+  [ -n "$id" ] || die "$1 holds no id"
+  echo "$id"
+}
+
+# confirm QUESTION: yes with --yes; otherwise ask, but only on a terminal.
+confirm() {
+  [ "$ASSUME_YES" = 1 ] && return 0
+  [ -t 0 ] || die "not a terminal, so cannot ask: '$1'; pass --yes to go ahead"
+  local answer
+  printf '%s [y/N] ' "$1"
+  read -r answer
+  case "$answer" in
+    y | Y | yes | YES) return 0 ;;
+    *) echo "Nothing deleted." && exit 1 ;;
+  esac
+}
