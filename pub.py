@@ -148,24 +148,23 @@ async def main(args):
 
     nc = await connect(args, on_error=on_error)
     print(f"Connected to NATS at {nc.connected_url.netloc}...")
-    published = 0
+    batch = messages(args) * args.count
     try:
-        for _ in range(args.count):
-            for data, headers in messages(args):
-                await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
-                published += 1
+        for data, headers in batch:
+            await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
         # flush() is a round trip: when the server answers, it has received everything before it.
         await nc.flush(args.timeout)
         # A refusal can arrive just after that answer: one more round trip before claiming success.
         await nc.flush(args.timeout)
     except nats.errors.MaxPayloadError:
         raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)") from None
+    except nats.errors.Error as e:  # the server went away, or did not answer in time
+        raise Failure(f"publishing to {args.server} failed: {e}") from None
     finally:
         await nc.close()
     if refused:
         raise Failure(f"permission denied: these credentials may not publish to '{args.subject}'")
-    print(f"Published {published} messages to '{args.subject}'")
-
+    print(f"Published {len(batch)} messages to '{args.subject}'")
 
 def messages(args):
     """MESSAGE with the -H headers, or else the tutorial's two messages."""
