@@ -146,6 +146,13 @@ def server_command(state_dir, port, host="127.0.0.1"):
     return [server, "-c", os.path.join(state_dir, "server.conf"), "-a", host, "-p", str(port)]
 
 
+def free_port(host="127.0.0.1"):
+    """A port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def port_is_free(port, host="127.0.0.1"):
     with socket.socket() as s:
         try:

@@ -2,7 +2,6 @@
 
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import local_broker  # noqa: E402
+from local_broker import free_port  # noqa: E402, F401
 
 PYTHON = sys.executable
 # Variables of the user's own shell that would change what the scripts do.
 FOREIGN = ("NATS_", "SCW_", "LOCAL_BROKER_")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra):

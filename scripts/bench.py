@@ -1,0 +1,304 @@
+"""What pub.py and sub.py cost against the plainest nats-py programs doing the same, side by side.
+
+Run it with scripts/bench.sh. It starts a local broker (TLS and .creds, like MnQ) on 127.0.0.1 and
+measures, alternating the contenders, the median of several repetitions of:
+  publish     pub.py --count N MESSAGE    vs  connect, publish N, drain          (whole processes)
+  subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines
+  one-shot    python3 pub.py              vs  python3 -c "import, connect, publish, drain"  (+ peak RSS)
+  latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber  (p50, p99)
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import local_broker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+
+# The plainest nats-py programs: the floor pub.py and sub.py are measured against.
+CONNECT = """
+import asyncio, os, ssl, sys, time
+import nats
+
+def connect():
+    tls = ssl.create_default_context(cafile=os.environ["NATS_CA"])
+    return nats.connect(os.environ["NATS_URL"], user_credentials=os.environ["NATS_CREDS"], tls=tls)
+"""
+
+PLAIN_PUB = CONNECT + """
+async def main(count, data):
+    nc = await connect()
+    for _ in range(count):
+        await nc.publish("my-subject", data)
+    await nc.drain()
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2].encode()))
+"""
+
+PLAIN_SUB = CONNECT + """
+async def main(count):
+    nc = await connect()
+    done, received = asyncio.Event(), 0
+
+    async def on_message(msg):
+        nonlocal received
+        print(f"Received a message on '{msg.subject}': {msg.data.decode()}")
+        print(f"Headers maybe: {msg.headers}", flush=FLUSH)
+        received += 1
+        if received == count:
+            done.set()
+
+    await nc.subscribe("my-subject", cb=on_message)
+    await nc.flush()
+    print("Subscription OK", flush=True)
+    await done.wait()
+    await nc.drain()
+
+FLUSH = sys.argv[2] == "flush"
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+PLAIN_ONE_SHOT = CONNECT + """
+async def main():
+    nc = await connect()
+    await nc.publish("my-subject", b"This is a simple message with some datas")
+    await nc.publish("my-subject", b"This is still a simple message but with some headers inside",
+                     headers={"Example": "True", "RandomHeaders": "True"})
+    await nc.drain()
+
+asyncio.run(main())
+"""
+
+# Publishes time.time_ns() as the body, RATE a second for SECONDS.
+PACED_PUB = CONNECT + """
+async def main(rate, seconds):
+    nc = await connect()
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await nc.publish("my-subject", str(time.time_ns()).encode())
+    await nc.drain()
+
+asyncio.run(main(float(sys.argv[1]), float(sys.argv[2])))
+"""
+
+
+class Bench:
+    def __init__(self, work, env):
+        self.work = work
+        self.env = env
+
+    def script(self, name, text):
+        path = os.path.join(self.work, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run(self, command, stdout=subprocess.DEVNULL):
+        """Run a whole process; return (seconds, peak RSS in MiB)."""
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, env=self.env, stdout=stdout, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: error: {command} failed: {proc.stderr.read().decode()}")
+        proc.stderr.close()
+        return seconds, usage.ru_maxrss / 1024
+
+    def start_subscriber(self, command, out_path, timeout=30):
+        """Start a subscriber writing to out_path; return it once it has subscribed."""
+        out = open(out_path, "w")
+        proc = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.PIPE)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while "Subscription OK" not in open(out_path).read(4096):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit(f"bench: error: {command} did not subscribe: {proc.stderr.read().decode()}")
+            time.sleep(0.01)
+        return proc
+
+
+def median_of(reps, contenders, measure):
+    """Alternate the contenders rep after rep; return {name: [results]}."""
+    results = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, contender in contenders.items():
+            results[name].append(measure(name, contender))
+    return results
+
+
+def publish_throughput(bench, count, size, reps):
+    body = "x" * size
+    plain = bench.script("plain_pub.py", PLAIN_PUB)
+    contenders = {
+        "pub.py": [PYTHON, os.path.join(ROOT, "pub.py"), "--count", str(count), body],
+        "plain": [PYTHON, plain, str(count), body],
+    }
+    times = median_of(reps, contenders, lambda name, command: bench.run(command)[0])
+    rates = {name: count / statistics.median(t) for name, t in times.items()}
+    return {"count": count, "body_bytes": size, "msgs_per_s": rates, "ratio": rates["pub.py"] / rates["plain"],
+            "target": 0.90, "seconds": times}
+
+
+def subscribe_throughput(bench, count, reps):
+    plain_sub = bench.script("plain_sub.py", PLAIN_SUB)
+    plain_pub = bench.script("plain_pub.py", PLAIN_PUB)
+    contenders = {
+        "sub.py": [PYTHON, os.path.join(ROOT, "sub.py"), "--count", str(count)],
+        "plain": [PYTHON, plain_sub, str(count), "no-flush"],
+    }
+    lost = {name: 0 for name in contenders}
+
+    def measure(name, command):
+        out_path = os.path.join(bench.work, "sub.out")
+        sub = bench.start_subscriber(command, out_path)
+        started = time.perf_counter()
+        bench.run([PYTHON, plain_pub, str(count), "x" * 16])
+        try:
+            sub.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            sub.kill()
+            sub.wait()
+        seconds = time.perf_counter() - started
+        sub.stderr.close()
+        with open(out_path) as f:
+            received = sum(line.startswith("Received a message") for line in f)
+        lost[name] += count - received
+        return seconds
+
+    times = median_of(reps, contenders, measure)
+    rates = {name: count / statistics.median(t) for name, t in times.items()}
+    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["sub.py"] / rates["plain"],
+            "target": 0.80, "lost": lost, "seconds": times}
+
+
+def one_shot(bench, reps):
+    contenders = {
+        "pub.py": [PYTHON, os.path.join(ROOT, "pub.py")],
+        "plain": [PYTHON, "-c", PLAIN_ONE_SHOT],
+    }
+    runs = median_of(reps, contenders, lambda name, command: bench.run(command))
+    seconds = {name: statistics.median(r[0] for r in runs[name]) for name in runs}
+    rss = {name: statistics.median(r[1] for r in runs[name]) for name in runs}
+    return {"seconds": seconds, "peak_rss_mib": rss, "time_ratio": seconds["pub.py"] / seconds["plain"],
+            "rss_ratio": rss["pub.py"] / rss["plain"], "target": 1.15}
+
+
+def latency(bench, rate, seconds, reps):
+    paced = bench.script("paced_pub.py", PACED_PUB)
+    plain_sub = bench.script("plain_sub.py", PLAIN_SUB)
+    count = int(rate * seconds)
+    contenders = {
+        "sub.py": [PYTHON, os.path.join(ROOT, "sub.py"), "--count", str(count)],
+        "plain": [PYTHON, plain_sub, str(count), "flush"],
+    }
+
+    def measure(name, command):
+        # The subscriber prints each message's send time; this process reads the line the moment it is written.
+        proc = subprocess.Popen(command, env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, bufsize=1)
+        for line in proc.stdout:
+            if line.startswith("Subscription OK"):
+                break
+        delays = []
+        publisher = threading.Thread(target=bench.run, args=([PYTHON, paced, str(rate), str(seconds)],))
+        publisher.start()
+        for line in proc.stdout:
+            now = time.time_ns()
+            if line.startswith("Received a message"):
+                delays.append((now - int(line.rsplit(": ", 1)[1])) / 1e6)
+        publisher.join()
+        proc.wait()
+        return delays
+
+    runs = median_of(reps, contenders, measure)
+    result = {"rate_per_s": rate, "seconds": seconds, "lost": {}, "p50_ms": {}, "p99_ms": {}}
+    for name, per_rep in runs.items():
+        result["lost"][name] = sum(count - len(delays) for delays in per_rep)
+        result["p50_ms"][name] = statistics.median(statistics.median(d) for d in per_rep)
+        result["p99_ms"][name] = statistics.median(statistics.quantiles(d, n=100)[98] for d in per_rep)
+    return result
+
+
+def table(results):
+    rows = ["| measure | pub.py / sub.py | plain nats-py | ratio | target |", "|---|---|---|---|---|"]
+    for key in ("publish_16", "publish_1024"):
+        r = results[key]
+        rows.append(f"| publish {r['count']:,} x {r['body_bytes']} B (msg/s) | {r['msgs_per_s']['pub.py']:,.0f} "
+                    f"| {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
+    r = results["subscribe"]
+    rows.append(f"| subscribe {r['count']:,} x 16 B (msg/s; lost {r['lost']['sub.py']} / {r['lost']['plain']}) "
+                f"| {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} "
+                f"| >= {r['target']:.2f} |")
+    r = results["one_shot"]
+    rows.append(f"| one-shot `python3 pub.py` (s) | {r['seconds']['pub.py']:.3f} | {r['seconds']['plain']:.3f} "
+                f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |")
+    rows.append(f"| one-shot peak RSS (MiB) | {r['peak_rss_mib']['pub.py']:.1f} | {r['peak_rss_mib']['plain']:.1f} "
+                f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |")
+    r = results["latency"]
+    for p in ("p50", "p99"):
+        rows.append(f"| latency {p} at {r['rate_per_s']:.0f} msg/s (ms) | {r[p + '_ms']['sub.py']:.2f} "
+                    f"| {r[p + '_ms']['plain']:.2f} | {r[p + '_ms']['sub.py'] / r[p + '_ms']['plain']:.2f} | |")
+    return "\n".join(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="bench.sh", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts: under a minute")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each measure (default 3)")
+    args = parser.parse_args()
+    count = 20_000 if args.quick else 200_000
+    latency_seconds = 2 if args.quick else 10
+
+    with tempfile.TemporaryDirectory() as work:
+        state = os.path.join(work, "broker")
+        local_broker.mint(state, tls=True)
+        port = local_broker.free_port()
+        log = open(os.path.join(work, "broker.log"), "w")
+        server = subprocess.Popen(local_broker.server_command(state, port), stderr=log, stdout=log)
+        try:
+            while "Server is ready" not in open(log.name).read():
+                if server.poll() is not None:
+                    raise SystemExit(f"bench: error: nats-server did not start: {open(log.name).read()}")
+                time.sleep(0.01)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+            env.update(NATS_URL=f"nats://127.0.0.1:{port}", NATS_CREDS=os.path.join(state, "user.creds"),
+                       NATS_CA=os.path.join(state, "ca.pem"))
+            bench = Bench(work, env)
+            results = {
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                            "python": platform.python_version(), "processor": platform.machine()},
+                "quick": args.quick, "reps": args.reps,
+            }
+            for size in (16, 1024):
+                results[f"publish_{size}"] = publish_throughput(bench, count, size, args.reps)
+            results["subscribe"] = subscribe_throughput(bench, count, args.reps)
+            results["one_shot"] = one_shot(bench, max(args.reps, 5))
+            results["latency"] = latency(bench, 1000, latency_seconds, args.reps)
+        finally:
+            server.terminate()
+            server.wait()
+            log.close()
+
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
