@@ -67,6 +67,25 @@ FLUSH = sys.argv[2] == "flush"
 asyncio.run(main(int(sys.argv[1])))
 """
 
+# The same with `async for msg in sub.messages` instead of a callback, to compare the two styles.
+PLAIN_SUB_ITERATOR = CONNECT + """
+async def main(count):
+    nc = await connect()
+    sub = await nc.subscribe("my-subject")
+    await nc.flush()
+    print("Subscription OK", flush=True)
+    received = 0
+    async for msg in sub.messages:
+        print(f"Received a message on '{msg.subject}': {msg.data.decode()}")
+        print(f"Headers maybe: {msg.headers}")
+        received += 1
+        if received == count:
+            break
+    await nc.drain()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
 PLAIN_ONE_SHOT = CONNECT + """
 async def main():
     nc = await connect()
@@ -159,6 +178,7 @@ def subscribe_throughput(bench, count, reps):
     contenders = {
         "sub.py": [PYTHON, os.path.join(ROOT, "sub.py"), "--count", str(count)],
         "plain": [PYTHON, plain_sub, str(count), "no-flush"],
+        "plain async for": [PYTHON, bench.script("plain_sub_iterator.py", PLAIN_SUB_ITERATOR), str(count)],
     }
     lost = {name: 0 for name in contenders}
 
@@ -210,6 +230,8 @@ def latency(bench, rate, seconds, reps):
         # The subscriber prints each message's send time; this process reads the line the moment it is written.
         proc = subprocess.Popen(command, env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True, bufsize=1)
+        watchdog = threading.Timer(seconds + 60, proc.kill)  # a lost message would leave it waiting
+        watchdog.start()
         for line in proc.stdout:
             if line.startswith("Subscription OK"):
                 break
@@ -222,6 +244,7 @@ def latency(bench, rate, seconds, reps):
                 delays.append((now - int(line.rsplit(": ", 1)[1])) / 1e6)
         publisher.join()
         proc.wait()
+        watchdog.cancel()
         return delays
 
     runs = median_of(reps, contenders, measure)
@@ -243,6 +266,9 @@ def table(results):
     rows.append(f"| subscribe {r['count']:,} x 16 B (msg/s; lost {r['lost']['sub.py']} / {r['lost']['plain']}) "
                 f"| {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} "
                 f"| >= {r['target']:.2f} |")
+    iterator = r["msgs_per_s"]["plain async for"]
+    rows.append(f"| subscribe, plain `async for msg in sub.messages` (msg/s; lost {r['lost']['plain async for']}) "
+                f"| | {iterator:,.0f} | {r['msgs_per_s']['sub.py'] / iterator:.2f} | |")
     r = results["one_shot"]
     rows.append(f"| one-shot `python3 pub.py` (s) | {r['seconds']['pub.py']:.3f} | {r['seconds']['plain']:.3f} "
                 f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |")
