@@ -166,6 +166,7 @@ async def main(args):
         raise Failure(f"permission denied: these credentials may not publish to '{args.subject}'")
     print(f"Published {len(batch)} messages to '{args.subject}'")
 
+
 def messages(args):
     """MESSAGE with the -H headers, or else the tutorial's two messages."""
     if args.message is not None:
@@ -189,7 +190,10 @@ def parse_args():
     parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
     parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
                         help="add a header to MESSAGE; repeat for more")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.header and args.message is None:
+        parser.error("-H needs a MESSAGE to go with")
+    return args
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ def test_a_publish_to_an_allowed_subject_succeeds_with_the_same_creds(broker, ru
     ("sub.py", ["--count", "0"], "argument --count: must be a positive number, not '0'"),
     ("sub.py", ["--count", "two"], "argument --count: must be a positive number, not 'two'"),
     ("pub.py", ["-H", "Example", "x"], "argument -H/--header: must be KEY=VALUE, not 'Example'"),
+    ("pub.py", ["-H", "Example=True"], "-H needs a MESSAGE to go with"),
     ("pub.py", ["--timeout", "-1"], "argument --timeout: must be a positive number, not '-1'"),
     ("pub.py", ["--bogus"], "unrecognized arguments: --bogus"),
     ("sub.py", ["--bogus"], "unrecognized arguments: --bogus"),
