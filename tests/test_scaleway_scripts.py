@@ -12,6 +12,7 @@ import nkeys
 import pytest
 from conftest import ROOT, clean_env, free_port
 from scaleway_api import PROJECT_ID, SECRET_KEY, ScalewayAPI
+from test_tutorial import TUTORIAL_MESSAGES
 
 FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
 
@@ -122,6 +123,16 @@ def test_create_account_never_replaces_nats_account_json(scw, api, workdir):
                          "account with scripts/delete-account.sh first, or work in another directory")
     assert api.requests == []
     assert open(in_workdir(workdir, "nats-account.json")).read() == '{"id": "AOLD"}\n'
+
+
+def test_an_account_answer_without_id_or_endpoint_is_not_saved(scw, api, workdir):
+    api.override = (200, {"message": "something else"})
+
+    result = scw("create-account.sh")
+
+    assert_error(result, "create-account.sh: error: unexpected answer from the Scaleway API: "
+                         "no account id or endpoint; nothing saved")
+    assert files(workdir) == []
 
 
 # create-credentials.sh
@@ -391,12 +402,13 @@ def test_delete_account_without_nats_account_json_says_so(scw, api):
 def test_delete_credentials_deletes_them_and_keeps_the_account(scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
     assert scw("create-credentials.sh").returncode == 0
-    [credentials] = api.credentials
+    [account], [credentials] = api.accounts, api.credentials
 
     result = scw("delete-credentials.sh", "--yes")
 
     assert result.returncode == 0, result.stderr
     assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/fr-par/nats-credentials/{credentials}")
+    assert api.credentials == {} and list(api.accounts) == [account]
     assert files(workdir) == ["nats-account.json"]
 
 
@@ -419,12 +431,7 @@ def test_the_scaleway_journey_from_account_to_messages(make_broker, start, run, 
     sub.wait_for_line("Subscription OK")
     assert run("pub.py", env=env).returncode == 0
     assert sub.wait() == 0
-    assert sub.lines[4:8] == [
-        "Received a message on 'my-subject': This is a simple message with some datas",
-        "Headers maybe: None",
-        "Received a message on 'my-subject': This is still a simple message but with some headers inside",
-        "Headers maybe: {'Example': 'True', 'RandomHeaders': 'True'}",
-    ]
+    assert sub.lines[4:8] == TUTORIAL_MESSAGES
 
     assert scw("delete-account.sh", "--yes").returncode == 0
     assert files(workdir) == []
