@@ -13,6 +13,8 @@ scw_setup
 account=$(saved_id nats-account.json)
 
 confirm "Delete NATS account '$(jq -r '.name // "?"' nats-account.json)' ($account) and all its credentials?"
-scw_api DELETE "/nats-accounts/$account"
+ACCEPT_STATUS=404 scw_api DELETE "/nats-accounts/$account"
 rm -f nats-account.json nats-credentials.json nats.creds
-echo "Deleted NATS account $account; removed nats-account.json, nats-credentials.json and nats.creds."
+done="Deleted NATS account $account"
+[ "$STATUS" != 404 ] || done="NATS account $account was already deleted"
+echo "$done; removed nats-account.json, nats-credentials.json and nats.creds."

@@ -13,6 +13,8 @@ scw_setup
 credentials=$(saved_id nats-credentials.json)
 
 confirm "Delete NATS credentials '$(jq -r '.name // "?"' nats-credentials.json)' ($credentials)?"
-scw_api DELETE "/nats-credentials/$credentials"
+ACCEPT_STATUS=404 scw_api DELETE "/nats-credentials/$credentials"
 rm -f nats-credentials.json nats.creds
-echo "Deleted NATS credentials $credentials; removed nats-credentials.json and nats.creds."
+done="Deleted NATS credentials $credentials"
+[ "$STATUS" != 404 ] || done="NATS credentials $credentials was already deleted"
+echo "$done; removed nats-credentials.json and nats.creds."

@@ -50,8 +50,9 @@ project_id() {
   echo "$id"
 }
 
-# scw_api METHOD PATH [JSON]: call the API; the answer's body goes to "$WORK/answer".
-# On an HTTP error it dies with the status and the API's own message, type and details.
+# scw_api METHOD PATH [JSON]: call the API; the answer's body goes to "$WORK/answer", its status to STATUS.
+# On an HTTP error it dies with the status and the API's own message, type and details,
+# unless the status is ACCEPT_STATUS (for instance ACCEPT_STATUS=404 scw_api DELETE ...).
 scw_api() {
   local method=$1 path=$2 status
   local args=(--silent --show-error --request "$method" --output "$WORK/answer" --write-out '%{http_code}'
@@ -64,8 +65,10 @@ scw_api() {
     curl --config - "${args[@]}" "$API$path" 2>"$WORK/curl.err"); then
     die "could not reach the Scaleway API at ${API%%/mnq/*}: $(tail -n 1 "$WORK/curl.err"); check your network or SCW_API_URL"
   fi
+  # shellcheck disable=SC2034  # read by the scripts that source this file
+  STATUS=$status
   case "$status" in
-    2??) return 0 ;;
+    2?? | "${ACCEPT_STATUS:-}") return 0 ;;
   esac
   local why
   why=$(jq -r '[.message, (.type // empty | "(\(.))"),

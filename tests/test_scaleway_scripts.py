@@ -362,6 +362,22 @@ def test_delete_account_with_yes_deletes_it_and_removes_the_local_files(scw, api
     assert files(workdir) == []
 
 
+@pytest.mark.parametrize("script, saved", [("delete-account.sh", "nats-account.json"),
+                                           ("delete-credentials.sh", "nats-credentials.json")])
+def test_deleting_what_is_already_gone_still_cleans_up(script, saved, scw, api, workdir):
+    assert scw("create-account.sh").returncode == 0
+    assert scw("create-credentials.sh").returncode == 0
+    api.accounts.clear()
+    api.credentials.clear()
+
+    result = scw(script, "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert api.requests[-1][0] == "DELETE"
+    assert "was already deleted; removed" in result.stdout
+    assert saved not in files(workdir) and "nats.creds" not in files(workdir)
+
+
 def test_delete_account_without_a_terminal_or_yes_refuses(scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
     [account] = api.accounts
