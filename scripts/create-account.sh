@@ -16,6 +16,7 @@ esac
 name=${1:-nats-broker}
 
 scw_setup
+use_region ""  # a new account: its region comes from the environment
 project=$(project_id)
 if [ -e nats-account.json ]; then
   die "nats-account.json already exists (account $(jq -r '.id? // "?"' nats-account.json 2>/dev/null || echo '?')); delete that account with scripts/delete-account.sh first, or work in another directory"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create credentials for a Scaleway NATS account and write them to ./nats.creds (mode 0600).
 # The account: --account ID, else env NATS_ACCOUNT_ID, else the id in ./nats-account.json.
-# Non-secret metadata (id, name, account) goes to ./nats-credentials.json, for delete-credentials.sh.
+# Non-secret metadata (id, name, account, region) goes to ./nats-credentials.json, for delete-credentials.sh.
+# --force replaces nats.creds, then deletes the credentials it held, so they stop working.
+# Region: the one saved in nats-account.json; SCW_REGION only for an account given by id.
 # Environment: SCW_SECRET_KEY, SCW_REGION, SCW_API_URL.
 set -euo pipefail
 USAGE="bash scripts/create-credentials.sh [--account ID] [--force] [NAME]   (NAME defaults to my-nats-credentials)"
@@ -25,13 +27,24 @@ done
 name=${name:-my-nats-credentials}
 
 scw_setup
-if [ -z "$account" ] && [ -f nats-account.json ]; then
-  account=$(jq -r '.id // empty' nats-account.json 2>/dev/null) || die "nats-account.json is not valid JSON"
+saved_account=
+if [ -f nats-account.json ]; then
+  saved_account=$(jq -r '.id // empty' nats-account.json 2>/dev/null) || die "nats-account.json is not valid JSON"
 fi
+account=${account:-$saved_account}
 [ -n "$account" ] ||
   die "which NATS account? pass --account ID, set NATS_ACCOUNT_ID, or create one with scripts/create-account.sh"
-if [ -e nats.creds ] && [ "$force" != 1 ]; then
-  die "nats.creds already exists; move it away, or pass --force to replace it"
+# The credentials are made in the account's region: the one saved with it, if it is the saved account.
+if [ "$account" = "$saved_account" ]; then use_region nats-account.json; else use_region ""; fi
+replaced='' replaced_region='' unknown_replaced=0
+if [ -e nats.creds ]; then
+  [ "$force" = 1 ] || die "nats.creds already exists; move it away, or pass --force to replace it"
+  # The credentials in the old nats.creds stay valid until deleted: remember which ones to delete.
+  if [ -f nats-credentials.json ]; then
+    replaced=$(jq -r '.id // empty' nats-credentials.json 2>/dev/null) || true
+    replaced_region=$(jq -r '.region // empty' nats-credentials.json 2>/dev/null) || true
+  fi
+  [ -n "$replaced" ] || unknown_replaced=1
 fi
 
 scw_api POST /nats-credentials "$(jq -nc --arg id "$account" --arg name "$name" '{nats_account_id: $id, name: $name}')"
@@ -48,5 +61,17 @@ echo "Wrote nats.creds (credentials '$name', id $(jq -r .id nats-credentials.jso
 endpoint=$(jq -r '.endpoint // empty' nats-account.json 2>/dev/null || true)
 if [ -n "$endpoint" ] && [ "$endpoint" != "nats://nats.mnq.fr-par.scaleway.com:4222" ]; then
   echo "This account is not in fr-par: export NATS_URL=$endpoint"
+fi
+if [ -n "$replaced" ]; then
+  API="${API%/regions/*}/regions/${replaced_region:-$REGION}"
+  ACCEPT_STATUS=404 scw_try DELETE "/nats-credentials/$replaced" ||
+    die "the replaced credentials $replaced are still valid: $WHY; delete them in the Scaleway console (Messaging and Queuing > NATS > your account > Credentials)"
+  if [ "$STATUS" = 404 ]; then
+    echo "The credentials it replaced ($replaced) were already deleted."
+  else
+    echo "Deleted the credentials it replaced ($replaced): they no longer work."
+  fi
+elif [ "$unknown_replaced" = 1 ]; then
+  echo "The replaced nats.creds had no nats-credentials.json beside it, so its credentials were not deleted; if they are Scaleway's, delete them in the console." >&2
 fi
 echo "Next: python3 sub.py in one terminal, python3 pub.py in another."

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Delete the Scaleway NATS account named in ./nats-account.json, with its credentials and streams,
 # then remove nats-account.json, nats-credentials.json and nats.creds (the deletion revoked them).
-# It asks first, unless --yes. Environment: SCW_SECRET_KEY, SCW_REGION, SCW_API_URL.
+# It asks first, unless --yes. The region is the one saved in nats-account.json.
+# Environment: SCW_SECRET_KEY, SCW_API_URL.
 set -euo pipefail
 USAGE="bash scripts/delete-account.sh [--yes]"
 
@@ -11,10 +12,11 @@ USAGE="bash scripts/delete-account.sh [--yes]"
 yes_flag_only "$@"
 scw_setup
 account=$(saved_id nats-account.json)
+use_region nats-account.json
 
 confirm "Delete NATS account '$(jq -r '.name // "?"' nats-account.json)' ($account) and all its credentials?"
 ACCEPT_STATUS=404 scw_api DELETE "/nats-accounts/$account"
 rm -f nats-account.json nats-credentials.json nats.creds
 done="Deleted NATS account $account"
-[ "$STATUS" != 404 ] || done="NATS account $account was already deleted"
+[ "$STATUS" != 404 ] || done="NATS account $account was not found in $REGION, so already deleted"
 echo "$done; removed nats-account.json, nats-credentials.json and nats.creds."

@@ -4,7 +4,8 @@
 # Environment, as Scaleway's CLI and SDKs read it:
 #   SCW_SECRET_KEY       the secret key of an API key (required)
 #   SCW_PROJECT_ID       else SCW_DEFAULT_PROJECT_ID: the project (to create an account)
-#   SCW_REGION           else SCW_DEFAULT_REGION, else fr-par: fr-par or nl-ams
+#   SCW_REGION           else SCW_DEFAULT_REGION, else fr-par: fr-par or nl-ams, for a new account;
+#                        after that, the region saved in nats-account.json or nats-credentials.json
 #   SCW_API_URL          else https://api.scaleway.com
 #   SCW_API_TIMEOUT      seconds to wait for an answer (default 30)
 
@@ -22,7 +23,7 @@ usage_error() {
   exit 2
 }
 
-# scw_setup: check the tools and the environment; sets REGION and API (the MnQ NATS API's base URL).
+# scw_setup: check the tools and the secret key.
 scw_setup() {
   local tool
   for tool in curl jq; do
@@ -31,15 +32,29 @@ scw_setup() {
   done
   [ -n "${SCW_SECRET_KEY:-}" ] ||
     die "SCW_SECRET_KEY is not set; create an API key in the Scaleway console (IAM > API keys) and export its secret key"
-  REGION=${SCW_REGION:-${SCW_DEFAULT_REGION:-fr-par}}
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+}
+
+# use_region SAVED_FILE: set REGION and API (the MnQ NATS API's base URL for that region).
+# An account and its credentials live in the region they were created in: once a create script has saved
+# it in SAVED_FILE ("" for none), that region is used, and an environment that names another one is an error.
+use_region() {
+  local saved="" variable=SCW_REGION wanted=${SCW_REGION:-}
+  if [ -z "$wanted" ]; then variable=SCW_DEFAULT_REGION wanted=${SCW_DEFAULT_REGION:-}; fi
+  if [ -f "$1" ]; then
+    saved=$(jq -r '.region // empty' "$1" 2>/dev/null) || die "$1 is not valid JSON"
+  fi
+  if [ -n "$saved" ] && [ -n "$wanted" ] && [ "$saved" != "$wanted" ]; then
+    die "$1 says region $saved, but $variable is $wanted; unset $variable (the saved region is used) or work in the directory of a $wanted account"
+  fi
+  REGION=${saved:-${wanted:-fr-par}}
   case "$REGION" in
     fr-par | nl-ams) ;;
     *) die "region '$REGION' (SCW_REGION or SCW_DEFAULT_REGION) has no NATS service; use fr-par or nl-ams" ;;
   esac
   local url=${SCW_API_URL:-https://api.scaleway.com}
   API="${url%/}/mnq/v1beta1/regions/$REGION"
-  WORK=$(mktemp -d)
-  trap 'rm -rf "$WORK"' EXIT
 }
 
 # project_id: SCW_PROJECT_ID, else SCW_DEFAULT_PROJECT_ID, else a clear error.
@@ -50,10 +65,10 @@ project_id() {
   echo "$id"
 }
 
-# scw_api METHOD PATH [JSON]: call the API; the answer's body goes to "$WORK/answer", its status to STATUS.
-# On an HTTP error it dies with the status and the API's own message, type and details,
-# unless the status is ACCEPT_STATUS (for instance ACCEPT_STATUS=404 scw_api DELETE ...).
-scw_api() {
+# scw_try METHOD PATH [JSON]: call the API; the answer's body goes to "$WORK/answer", its status to STATUS.
+# On an HTTP error it returns 1 with WHY set to the status and the API's own message, type and details,
+# unless the status is ACCEPT_STATUS (for instance ACCEPT_STATUS=404 scw_try DELETE ...).
+scw_try() {
   local method=$1 path=$2 status
   local args=(--silent --show-error --request "$method" --output "$WORK/answer" --write-out '%{http_code}'
     --connect-timeout 10 --max-time "${SCW_API_TIMEOUT:-30}" --header 'Content-Type: application/json')
@@ -63,22 +78,36 @@ scw_api() {
   local key=${SCW_SECRET_KEY//\\/\\\\}
   if ! status=$(printf 'header = "X-Auth-Token: %s"\n' "${key//\"/\\\"}" |
     curl --config - "${args[@]}" "$API$path" 2>"$WORK/curl.err"); then
-    die "could not reach the Scaleway API at ${API%%/mnq/*}: $(tail -n 1 "$WORK/curl.err"); check your network or SCW_API_URL"
+    WHY="could not reach the Scaleway API at ${API%%/mnq/*}: $(tail -n 1 "$WORK/curl.err"); check your network or SCW_API_URL"
+    return 1
   fi
   # shellcheck disable=SC2034  # read by the scripts that source this file
   STATUS=$status
   case "$status" in
     2?? | "${ACCEPT_STATUS:-}") return 0 ;;
   esac
-  local why
-  why=$(jq -r '[.message, (.type // empty | "(\(.))"),
-               (.details[]? | [.argument_name, .help_message] | map(select(. != null)) | join(": "))]
-              | map(select(. != null and . != "")) | join(" ")' "$WORK/answer" 2>/dev/null) ||
+  # The details say what exactly: which argument (400), which permission (403), which quota (403).
+  local why type
+  why=$(jq -r '([.message, (.type // empty | "(\(.))")] | map(select(. != null and . != "")) | join(" "))
+               + ([.details[]? | if .argument_name then "\(.argument_name): \(.help_message // .reason)"
+                                 elif .action then "\(.action) \(.resource)"
+                                 elif .quota != null then "\(.resource): \(.current) of \(.quota) used"
+                                 else empty end] | if length > 0 then ": " + join(", ") else "" end)' \
+    "$WORK/answer" 2>/dev/null) ||
     why="an answer that is not JSON"
-  case "$status" in
-    401 | 403) why="$why; check SCW_SECRET_KEY and the API key's permissions" ;;
+  type=$(jq -r '.type // empty' "$WORK/answer" 2>/dev/null) || true
+  case "$type" in
+    denied_authentication) why="$why; check SCW_SECRET_KEY" ;;
+    permissions_denied) why="$why; give the API key's IAM policy access to Messaging and Queuing in this project" ;;
+    quotas_exceeded) why="$why; delete what you no longer use (console: Organization > Quotas for the limits)" ;;
   esac
-  die "the Scaleway API answered $status to $method $path: $why"
+  WHY="the Scaleway API answered $status to $method $path: $why"
+  return 1
+}
+
+# scw_api METHOD PATH [JSON]: scw_try, and die on an error.
+scw_api() {
+  scw_try "$@" || die "$WHY"
 }
 
 # save_answer FILE JQ_ARGS...: write what jq makes of the answer to FILE, complete or not at all.

@@ -6,12 +6,14 @@ import pty
 import shutil
 import stat
 import subprocess
+import urllib.error
+import urllib.request
 
 import local_broker
 import nkeys
 import pytest
 from conftest import ROOT, clean_env, free_port
-from scaleway_api import PROJECT_ID, SECRET_KEY, ScalewayAPI
+from scaleway_api import ACCOUNT_QUOTA, PERMISSIONS_DENIED, PROJECT_ID, SECRET_KEY, ScalewayAPI
 from test_tutorial import TUTORIAL_MESSAGES
 
 FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
@@ -168,7 +170,6 @@ def test_create_credentials_finds_the_account(source, scw, api, workdir):
     [account] = api.accounts
     if source != "nats-account.json":
         os.remove(in_workdir(workdir, "nats-account.json"))
-        api.accounts["A" * 56] = {}  # another account, which the saved file must not win over
     args = ["--account", account] if source == "--account" else []
     env = {"NATS_ACCOUNT_ID": account} if source == "NATS_ACCOUNT_ID" else {}
 
@@ -204,10 +205,9 @@ def test_create_credentials_never_replaces_nats_creds_without_force(scw, api, wo
 
 
 def test_create_credentials_tells_the_NATS_URL_outside_fr_par(scw, api):
-    api.endpoint = "nats://nats.mnq.nl-ams.scaleway.com:4222"
     assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
 
-    result = scw("create-credentials.sh", SCW_REGION="nl-ams")
+    result = scw("create-credentials.sh")
 
     assert "This account is not in fr-par: export NATS_URL=nats://nats.mnq.nl-ams.scaleway.com:4222" in result.stdout
 
@@ -262,8 +262,7 @@ def test_a_rejected_secret_key_prints_the_apis_message(scw, workdir):
     result = scw("create-account.sh", SCW_SECRET_KEY="00000000-0000-0000-0000-000000000000")
 
     assert_error(result, "create-account.sh: error: the Scaleway API answered 401 to POST /nats-accounts: "
-                         "authentication is denied (denied_authentication); "
-                         "check SCW_SECRET_KEY and the API key's permissions")
+                         "authentication is denied (denied_authentication); check SCW_SECRET_KEY")
     assert files(workdir) == []
 
 
@@ -271,7 +270,7 @@ def test_an_invalid_argument_prints_the_apis_details(scw, workdir):
     result = scw("create-credentials.sh", "--account", "too-short")
 
     assert_error(result, "create-credentials.sh: error: the Scaleway API answered 400 to POST /nats-credentials: "
-                         "invalid argument(s) (invalid_arguments) nats_account_id: value length must be 56 runes")
+                         "invalid argument(s) (invalid_arguments): nats_account_id: value length must be 56 runes")
     assert files(workdir) == []
 
 
@@ -283,14 +282,27 @@ def test_an_unknown_account_prints_not_found(scw, workdir):
     assert files(workdir) == []
 
 
-def test_a_quota_error_saves_nothing(scw, api, workdir):
-    api.override = (403, {"message": "quota exceeded(s): nats_accounts", "type": "quotas_exceeded"})
+def test_a_quota_error_names_the_quota_and_saves_nothing(scw, api, workdir):
+    for _ in range(ACCOUNT_QUOTA):
+        assert scw("create-account.sh").returncode == 0
+        os.remove(in_workdir(workdir, "nats-account.json"))
 
     result = scw("create-account.sh")
 
     assert_error(result, "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
-                         "quota exceeded(s): nats_accounts (quotas_exceeded); "
-                         "check SCW_SECRET_KEY and the API key's permissions")
+                         "quota(s) exceeded for this resource (quotas_exceeded): mnq_nats_accounts: 10 of 10 used; "
+                         "delete what you no longer use (console: Organization > Quotas for the limits)")
+    assert files(workdir) == []
+
+
+def test_a_missing_permission_names_the_action_and_resource(scw, api, workdir):
+    api.override = PERMISSIONS_DENIED
+
+    result = scw("create-account.sh")
+
+    assert_error(result, "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
+                         "insufficient permissions (permissions_denied): read namespace; "
+                         "give the API key's IAM policy access to Messaging and Queuing in this project")
     assert files(workdir) == []
 
 
@@ -362,19 +374,23 @@ def test_delete_account_with_yes_deletes_it_and_removes_the_local_files(scw, api
     assert files(workdir) == []
 
 
-@pytest.mark.parametrize("script, saved", [("delete-account.sh", "nats-account.json"),
-                                           ("delete-credentials.sh", "nats-credentials.json")])
-def test_deleting_what_is_already_gone_still_cleans_up(script, saved, scw, api, workdir):
-    assert scw("create-account.sh").returncode == 0
+@pytest.mark.parametrize("script, saved, what, collection", [
+    ("delete-account.sh", "nats-account.json", "NATS account", "nats-accounts"),
+    ("delete-credentials.sh", "nats-credentials.json", "NATS credentials", "nats-credentials"),
+])
+def test_deleting_what_is_already_gone_names_the_region_and_still_cleans_up(script, saved, what, collection, scw, api,
+                                                                            workdir):
+    assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
     assert scw("create-credentials.sh").returncode == 0
+    gone = json.load(open(in_workdir(workdir, saved)))["id"]
     api.accounts.clear()
     api.credentials.clear()
 
     result = scw(script, "--yes")
 
     assert result.returncode == 0, result.stderr
-    assert api.requests[-1][0] == "DELETE"
-    assert "was already deleted; removed" in result.stdout
+    assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/nl-ams/{collection}/{gone}")
+    assert result.stdout.startswith(f"{what} {gone} was not found in nl-ams, so already deleted; removed ")
     assert saved not in files(workdir) and "nats.creds" not in files(workdir)
 
 
@@ -426,6 +442,139 @@ def test_delete_credentials_deletes_them_and_keeps_the_account(scw, api, workdir
     assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/fr-par/nats-credentials/{credentials}")
     assert api.credentials == {} and list(api.accounts) == [account]
     assert files(workdir) == ["nats-account.json"]
+
+
+# The region follows the account: after create-account.sh, it comes from what was saved.
+
+def test_an_nl_ams_account_is_used_in_nl_ams_by_every_later_script_in_fresh_shells(scw, api, workdir):
+    assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
+    [account] = api.accounts
+
+    # Each script runs in a new shell: no SCW_REGION, no SCW_DEFAULT_REGION.
+    assert scw("create-credentials.sh").returncode == 0
+    assert json.load(open(in_workdir(workdir, "nats-credentials.json")))["region"] == "nl-ams"
+    assert scw("create-credentials.sh", "--force").returncode == 0
+    assert scw("delete-credentials.sh", "--yes").returncode == 0
+    assert scw("create-credentials.sh").returncode == 0
+    deleted = scw("delete-account.sh", "--yes")
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.startswith(f"Deleted NATS account {account};")
+    assert api.accounts == {} and api.credentials == {}, "the account is still alive and billed"
+    assert [path.split("/")[4] for _, path, _, _ in api.requests] == ["nl-ams"] * len(api.requests)
+
+
+@pytest.mark.parametrize("script", ["create-credentials.sh", "delete-account.sh"])
+@pytest.mark.parametrize("variable", ["SCW_REGION", "SCW_DEFAULT_REGION"])
+def test_a_region_in_the_environment_that_is_not_the_saved_one_is_an_error(variable, script, scw, api, workdir):
+    assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
+    sent = len(api.requests)
+
+    result = scw(script, "--yes" if script.startswith("delete") else "--force", **{variable: "fr-par"})
+
+    assert_error(result, f"{script}: error: nats-account.json says region nl-ams, but {variable} is fr-par; "
+                         f"unset {variable} (the saved region is used) or work in the directory of a fr-par account")
+    assert len(api.requests) == sent
+    assert files(workdir) == ["nats-account.json"]
+
+
+def test_the_same_region_in_the_environment_is_fine(scw, api):
+    assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
+
+    result = scw("create-credentials.sh", SCW_DEFAULT_REGION="nl-ams")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_account_given_by_id_takes_the_region_from_the_environment(scw, api, workdir):
+    assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
+    [account] = api.accounts
+    os.remove(in_workdir(workdir, "nats-account.json"))
+
+    assert scw("create-credentials.sh", "--account", account, SCW_REGION="nl-ams").returncode == 0
+    assert api.requests[-1][1] == "/mnq/v1beta1/regions/nl-ams/nats-credentials"
+
+
+# create-credentials.sh --force: the credentials it replaces stop working.
+
+def test_force_deletes_the_credentials_it_replaces(scw, api, workdir):
+    assert scw("create-account.sh").returncode == 0
+    assert scw("create-credentials.sh").returncode == 0
+    [account], [old] = api.accounts, api.credentials
+    api.creds_content = some_creds()
+
+    result = scw("create-credentials.sh", "--force")
+
+    assert result.returncode == 0, result.stderr
+    [new] = api.credentials
+    assert [c["id"] for c in api.credentials_of(account)] == [new], "exactly one credential on the account"
+    assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/fr-par/nats-credentials/{old}")
+    assert open(in_workdir(workdir, "nats.creds")).read() == api.creds_content
+    assert json.load(open(in_workdir(workdir, "nats-credentials.json")))["id"] == new
+    assert result.stdout.splitlines() == [
+        f"Wrote nats.creds (credentials 'my-nats-credentials', id {new}, mode 0600).",
+        f"Deleted the credentials it replaced ({old}): they no longer work.",
+        "Next: python3 sub.py in one terminal, python3 pub.py in another.",
+    ]
+
+
+def test_force_says_which_credentials_are_still_valid_when_their_deletion_fails(scw, api, workdir):
+    assert scw("create-account.sh").returncode == 0
+    assert scw("create-credentials.sh").returncode == 0
+    [old] = api.credentials
+    api.creds_content = some_creds()
+    api.fail["DELETE", "nats-credentials"] = PERMISSIONS_DENIED
+
+    result = scw("create-credentials.sh", "--force")
+
+    assert_error(result, f"create-credentials.sh: error: the replaced credentials {old} are still valid: "
+                         f"the Scaleway API answered 403 to DELETE /nats-credentials/{old}: insufficient permissions "
+                         "(permissions_denied): read namespace; give the API key's IAM policy access to Messaging "
+                         "and Queuing in this project; delete them in the Scaleway console "
+                         "(Messaging and Queuing > NATS > your account > Credentials)")
+    assert old in api.credentials and len(api.credentials) == 2
+    assert open(in_workdir(workdir, "nats.creds")).read() == api.creds_content, "the new creds are in place"
+
+
+def test_force_over_a_creds_file_of_unknown_origin_says_it_deleted_nothing(scw, api, workdir):
+    assert scw("create-account.sh").returncode == 0
+    open(in_workdir(workdir, "nats.creds"), "w").write("creds from elsewhere\n")
+
+    result = scw("create-credentials.sh", "--force")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "The replaced nats.creds had no nats-credentials.json beside it, so its credentials were not deleted; "
+        "if they are Scaleway's, delete them in the console."]
+    assert [method for method, _, _, _ in api.requests] == ["POST", "POST"]
+
+
+# The stand-in answers as the real API does.
+
+def test_the_stand_in_keeps_accounts_and_credentials_in_their_region(api):
+    def call(method, path, body=None):
+        request = urllib.request.Request(f"{api.url}/mnq/v1beta1/regions/{path}", method=method,
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"X-Auth-Token": SECRET_KEY})
+        try:
+            with urllib.request.urlopen(request) as answer:
+                return answer.status, json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    _, account = call("POST", "nl-ams/nats-accounts", {"name": "a", "project_id": PROJECT_ID})
+    _, creds = call("POST", "nl-ams/nats-credentials", {"nats_account_id": account["id"], "name": "c"})
+    assert account["endpoint"] == "nats://nats.mnq.nl-ams.scaleway.com:4222"
+    assert call("GET", f"fr-par/nats-accounts/{account['id']}") == (404, {
+        "message": "resource is not found", "resource": "namespace", "resource_id": account["id"],
+        "type": "not_found"})
+    assert call("GET", f"fr-par/nats-credentials/{creds['id']}")[1]["resource"] == "credentials"
+    status, got = call("GET", f"nl-ams/nats-credentials/{creds['id']}")
+    assert status == 200 and got["credentials"] is None and len(got["checksum"]) == 40
+    assert call("GET", f"nl-ams/nats-credentials?nats_account_id={account['id']}&page_size=1")[1]["total_count"] == 1
+    assert call("GET", "fr-par/nats-accounts")[1] == {"total_count": 0, "nats_accounts": []}
+    assert call("DELETE", f"nl-ams/nats-accounts/{account['id']}") == (204, None)
+    assert api.credentials == {}, "deleting an account deletes its credentials"
 
 
 # The whole journey: the stand-in hands out an account on the local test broker and real creds for it.
