@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.9"
+# dependencies = ["nats-py[nkeys]>=2.16,<3"]
+# ///
 """Publish messages to a subject on Scaleway Messaging and Queuing (NATS).
 
 Usage:
     python3 pub.py                          # the tutorial's two messages on 'my-subject'
     python3 pub.py "hello"                  # one message of your own
     python3 pub.py --count 1000 -H Example=True "hello"
-    python3 pub.py -s nats://127.0.0.1:4222 --creds nats.creds --subject orders "hello"
+    python3 pub.py -s nats://127.0.0.1:4222 --creds nats.creds --subject orders.new "hello"
 
 Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsca (env NATS_CA),
 --timeout, --subject. Run `python3 pub.py --help` for all of them.
@@ -13,22 +17,125 @@ Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsc
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import re
+import signal
+import socket
 import ssl
 import sys
+import threading
 
-import nats
+try:
+    import nats
+    import nkeys  # noqa: F401  (nats-py signs in with a .creds file through it)
+    from nats.aio.client import RawCredentials
+except ImportError as missing:
+    sys.exit(f"pub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
+             f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'")
+
+
+async def main(args):
+    refused = []  # the server refuses a forbidden publish later, on its own: error_cb collects it here
+
+    # The server's URL and the .creds file that proves who you are; connection_options() (at the end
+    # of this file) adds TLS, reconnection and error handling.
+    options, connected = connection_options(args, on_error=refused.append)
+    nc = await connected(nats.connect(args.server.split(","), user_credentials=read_creds(args.creds), **options))
+    print(f"Connected to NATS at {nc.connected_url.netloc}...")
+    stop = Stop()
+    stop.catch_signals()  # Ctrl+C stops publishing
+
+    check_size(args, nc)
+    batch = messages(args) * args.count
+    sent = 0
+    try:
+        for data, headers in batch:
+            if stop.signal:
+                break
+            await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
+            sent += 1
+        # flush() is a round trip: when the server answers, it has received everything before it.
+        await nc.flush(args.timeout)
+        # A refusal can arrive just after that answer: one more round trip before claiming success.
+        await nc.flush(args.timeout)
+    except nats.errors.Error as e:  # the server went away, or did not answer in time
+        raise Failure(f"publishing to {args.server} failed: {e}") from None
+    finally:
+        await close(nc)
+    check_refused(args, refused)
+    if stop.signal:
+        raise Failure(f"interrupted: {sent} of {len(batch)} messages published to '{args.subject}' "
+                      "and confirmed by the server; the others were not sent", 128 + stop.signal)
+    print(f"Published {len(batch)} messages to '{args.subject}'")
+
+
+def messages(args):
+    """MESSAGE with the -H headers, or else the tutorial's two messages."""
+    if args.message is not None:
+        # The bytes given on the command line, as they are (surrogateescape keeps any that are not UTF-8).
+        return [(args.message.encode(errors="surrogateescape"), dict(args.header) or None)]
+    return [
+        (b"This is a simple message with some datas", None),
+        (b"This is still a simple message but with some headers inside", {"Example": "True", "RandomHeaders": "True"}),
+    ]
+
+
+def check_size(args, nc):
+    """Over max_payload, the server refuses a message and disconnects: count the headers too, as it does."""
+    for data, headers in messages(args):
+        header_block = [b"NATS/1.0", *(f"{k}: {v}".encode() for k, v in headers.items()), b"", b""] if headers else []
+        if len(data) + len(b"\r\n".join(header_block)) > nc.max_payload:
+            raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)")
+
+
+def check_refused(args, refused):
+    for e in refused:
+        if isinstance(e, Failure):
+            raise e
+        if "permissions violation" in str(e).lower():
+            raise Failure(f"permission denied: these credentials may not publish to '{args.subject}'")
+        warn(e)
+
+
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # what nats-py accepts
+
+
+def header(text):
+    key, equals, value = utf8(text).partition("=")
+    if not equals or not HEADER_NAME.fullmatch(key) or re.search(r"[\r\n]", value):
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, a KEY of letters, digits or -_.!#$%&'*+^`|~ "
+                                         f"and a VALUE on one line, not {text!r}")
+    return key, value
+
+
+def parse_args():
+    parser = add_connection_flags(argparse.ArgumentParser(prog="pub.py", description="Publish messages to NATS."))
+    parser.add_argument("message", nargs="?", help="the message (default: the tutorial's two messages)")
+    parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
+    parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
+                        help="add a header to MESSAGE; repeat for more")
+    args = parser.parse_args()
+    if args.header and args.message is None:
+        parser.error("-H needs a MESSAGE to go with")
+    if {"*", ">"} & set(args.subject.split(".")):
+        parser.error(f"argument --subject: cannot publish to {args.subject!r}: * and > are wildcards, which "
+                     "only subscribers use; name one subject")
+    return args
+
 
 # --- Connection options: the same block in pub.py and sub.py ------------------------------------
 SCALEWAY_FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
+PROG = os.path.basename(sys.argv[0])
+REJECTIONS = 3  # a server that rejects the creds or its certificate this often in a row ends the script
+GRACE = 5  # seconds that stopping may take after Ctrl+C, before the script exits anyway
 
 
-def connection_options(parser):
+def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env = os.environ.get
-    parser.add_argument("-s", "--server", default=env("NATS_URL") or SCALEWAY_FR_PAR,
+    parser.add_argument("-s", "--server", type=utf8, default=env("NATS_URL") or SCALEWAY_FR_PAR,
                         help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)")
     parser.add_argument("--creds", default=env("NATS_CREDS") or "nats.creds",
                         help="credentials file (env NATS_CREDS; default: nats.creds)")
@@ -36,48 +143,81 @@ def connection_options(parser):
                         help="CA certificates to verify the server with (env NATS_CA; default: the system's)")
     parser.add_argument("--timeout", type=positive(float), default=10.0,
                         help="seconds to wait for the first connection (default: 10)")
-    parser.add_argument("--subject", default="my-subject", help="subject (default: my-subject)")
+    parser.add_argument("--subject", type=subject, default="my-subject",
+                        help="subject (default: my-subject); tokens separated by dots")
     return parser
 
 
-async def connect(args, on_error, **callbacks):
-    """Connect with a .creds file, as MnQ requires; raise Failure saying why it cannot, never hang."""
-    check_creds_file(args.creds)  # nats-py can spin forever on a malformed creds file
-    tls = tls_context(args.tlsca)
-    servers = args.server.split(",")
+def connection_options(args, on_error):
+    """nats.connect()'s options for TLS, reconnection and errors; and connected(), to await it with.
+
+    connected(nats.connect(...)) waits at most --timeout seconds, and raises Failure saying why it could
+    not connect. Then nats-py reconnects by itself, forever: on_error(e) hears what goes wrong meanwhile,
+    and gets a Failure if the server keeps rejecting the creds or presents a certificate that fails.
+    """
+    nc = None
     attempts = []  # nats-py hands each failed attempt to error_cb, then tries again
+    servers = args.server.split(",")
+    rejections, reconnects = 0, 0  # rejections in a row, and since which reconnection
 
     async def error_cb(e):
-        if attempts is not None:  # still connecting
+        nonlocal rejections, reconnects
+        if nc is None:  # the first connection
             attempts.append(e)
-            if isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e):
-                raise e  # ends the retries: a rejected creds file or certificate will not get better
-        elif not (nc.is_reconnecting or isinstance(e, nats.errors.UnexpectedEOF)):
-            await on_error(e)  # but not the loss of the server: nats-py reconnects by itself
+            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers):]))
+            if rejection(e) or tried_all:
+                raise e  # ends nats-py's retries: these will not get better by retrying
+        elif rejection(e):  # while reconnecting: creds revoked, or a new certificate
+            if reconnects != nc.stats["reconnects"]:  # it reconnected since the last one
+                rejections, reconnects = 0, nc.stats["reconnects"]
+            rejections += 1
+            if rejections == 1:
+                warn(f"{why_not_connected(e, attempts, args)}; retrying")
+            elif rejections == REJECTIONS:
+                on_error(Failure(why_not_connected(e, attempts, args)))
+        elif nc.is_connected and not isinstance(e, CONNECTION_LOST):
+            on_error(e)  # a lost server is told by disconnected_cb; nats-py reconnects by itself
 
-    try:
-        # Without this bound, nats-py retries an unreachable server for about two minutes.
-        nc = await asyncio.wait_for(nats.connect(
-            servers, user_credentials=args.creds, tls=tls, error_cb=error_cb,
-            max_reconnect_attempts=-1, reconnect_time_wait=1, **callbacks), args.timeout)
-    except Exception as e:
-        raise Failure(why_not_connected(e, attempts, args)) from None
-    attempts = None
-    return nc
+    async def connected(connecting):
+        nonlocal nc
+        try:
+            # Without this bound, nats-py retries an unreachable server for about two minutes.
+            nc = await asyncio.wait_for(connecting, args.timeout)
+        except Exception as e:
+            raise Failure(why_not_connected(e, attempts, args)) from None
+        return nc
+
+    options = {"tls": tls_context(args.tlsca), "error_cb": error_cb,
+               "max_reconnect_attempts": -1, "reconnect_time_wait": 1}
+    return options, connected
 
 
-def check_creds_file(path):
+CONNECTION_LOST = (OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError)
+
+
+def rejection(e):
+    return isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e)
+
+
+def unreachable(e):
+    return isinstance(e, (ConnectionRefusedError, socket.gaierror)) or getattr(e, "errno", None) in (
+        errno.ENETUNREACH, errno.EHOSTUNREACH)
+
+
+def read_creds(path):
+    """The .creds file, checked: nats-py can spin forever on a malformed one, and fails on CRLF."""
     get_one = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
     try:
-        with open(path, newline="") as f:
+        with open(path, encoding="utf-8") as f:  # reads Windows (CRLF) line endings as \n
             text = f.read()
     except OSError as e:
         raise Failure(f"cannot read credentials file {path}: {e.strerror}; {get_one}", 2) from None
-    if "\r" in text:
-        raise Failure(f"credentials file {path} has Windows (CRLF) line endings; fix it: dos2unix {path}", 2)
+    except UnicodeDecodeError:
+        raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
         if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
             raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
+    return RawCredentials(text)
 
 
 def tls_context(cafile):
@@ -89,17 +229,64 @@ def tls_context(cafile):
 
 
 def why_not_connected(e, attempts, args):
-    where = args.server
+    where, check = args.server, "check --server or NATS_URL"
     if isinstance(e, ssl.SSLCertVerificationError):
         fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
                else "if the server uses a private CA, give it with --tlsca or NATS_CA")
         return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
     if "Authorization Violation" in str(e):
         return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
+    if isinstance(e, ConnectionRefusedError):
+        return f"could not connect to {where}: connection refused, nothing listens there; {check}"
+    if isinstance(e, socket.gaierror):
+        return f"could not connect to {where}: unknown host ({e.strerror}); {check}"
     if isinstance(e, asyncio.TimeoutError):
-        last = f" ({attempts[-1]})" if attempts else ""
-        return f"could not connect to {where} within {args.timeout:g} s{last}; check --server or NATS_URL"
-    return f"could not connect to {where}: {e}; check --server or NATS_URL"
+        last = str(attempts[-1]) if attempts else ""
+        return f"could not connect to {where} within {args.timeout:g} s ({last or 'no answer'}); {check}"
+    return f"could not connect to {where}: {e}; {check}"
+
+
+async def close(nc):
+    """nc.close(), bounded: after a failed TLS handshake it can wait forever for the socket to close."""
+    try:
+        await asyncio.wait_for(nc.close(), 2)
+    except asyncio.TimeoutError:
+        pass
+
+
+class Stop(asyncio.Event):
+    """Set to stop the script: by Ctrl+C or SIGTERM once catch_signals() ran, or by the script itself.
+
+    A second signal, or a first one that is not obeyed within GRACE seconds, ends the script at once.
+    """
+
+    signal = None  # the signal that set it, if one did
+    failure = None  # the Failure that set it, if one did
+
+    def fail(self, failure):
+        self.failure = self.failure or failure
+        self.set()
+
+    def catch_signals(self):
+        loop = asyncio.get_running_loop()
+
+        def handler(signum, frame):
+            if self.signal or loop.is_closed():
+                os._exit(128 + signum)  # the second Ctrl+C: no more waiting
+            self.signal = signum
+            loop.call_soon_threadsafe(self.set)
+            watchdog = threading.Timer(GRACE, gave_up, (signum,))
+            watchdog.daemon = True  # it ends with the script
+            watchdog.start()
+
+        # signal.signal, not loop.add_signal_handler: Windows' event loops do not have that one.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, handler)
+
+
+def gave_up(signum):
+    warn(f"could not stop cleanly within {GRACE} s; exiting anyway (what was not yet printed or sent is lost)")
+    os._exit(128 + signum)
 
 
 class Failure(Exception):
@@ -110,17 +297,58 @@ class Failure(Exception):
         self.code = code
 
 
-def run(main, args, prog):
-    """asyncio.run(main(args)), turning a Failure or Ctrl+C into one line and an exit code."""
+def run(main, args):
+    """asyncio.run(main(args)), turning a Failure, Ctrl+C or a closed output into one line and an exit code."""
     # asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
     logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
+    # Print any text: UTF-8 when redirected (Windows would pick cp1252), \-escapes where a terminal cannot.
+    if not sys.stdout.isatty():
+        sys.stdout.reconfigure(encoding="utf-8")
+    sys.stdout.reconfigure(errors="backslashreplace")
     try:
         asyncio.run(main(args))
+        sys.stdout.flush()
     except Failure as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         sys.exit(e.code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        if e.errno not in OUTPUT_ERRORS:
+            raise
+        output_failed(e)
+
+
+OUTPUT_ERRORS = (errno.EPIPE, errno.EINVAL, errno.ENOSPC, errno.EIO, errno.EFBIG)
+
+
+def output_failed(e):
+    """stdout is gone: its reader left (| head) or the disk is full. Stop at once, like any Unix filter."""
+    if e.errno in (errno.EPIPE, errno.EINVAL):  # EINVAL: a closed pipe on Windows
+        os._exit(0)
+    print(f"{PROG}: error: cannot write the output: {e.strerror}", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+def warn(text):
+    print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
+
+
+def subject(text):
+    """A subject: tokens separated by dots; the token * matches any one token, > (last) all the rest."""
+    tokens = utf8(text).split(".")
+    if not all(token and not re.search(r"[\s\x00-\x1f\x7f]", token) for token in tokens) or ">" in tokens[:-1]:
+        raise argparse.ArgumentTypeError(f"not a valid subject: {text!r} (tokens between single dots, "
+                                         "no spaces; > only as the last token)")
+    return text
+
+
+def utf8(text):
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
+    return text
 
 
 def positive(kind):
@@ -136,65 +364,5 @@ def positive(kind):
 # --- End of the connection options -----------------------------------------------------------------
 
 
-async def main(args):
-    refused = []
-
-    async def on_error(e):
-        # The server refuses a forbidden publish with an error that arrives later, on its own.
-        if "permissions violation" in str(e).lower():
-            refused.append(e)
-        else:
-            print(f"pub.py: warning: {e}", file=sys.stderr)
-
-    nc = await connect(args, on_error=on_error)
-    print(f"Connected to NATS at {nc.connected_url.netloc}...")
-    batch = messages(args) * args.count
-    try:
-        for data, headers in batch:
-            await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
-        # flush() is a round trip: when the server answers, it has received everything before it.
-        await nc.flush(args.timeout)
-        # A refusal can arrive just after that answer: one more round trip before claiming success.
-        await nc.flush(args.timeout)
-    except nats.errors.MaxPayloadError:
-        raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)") from None
-    except nats.errors.Error as e:  # the server went away, or did not answer in time
-        raise Failure(f"publishing to {args.server} failed: {e}") from None
-    finally:
-        await nc.close()
-    if refused:
-        raise Failure(f"permission denied: these credentials may not publish to '{args.subject}'")
-    print(f"Published {len(batch)} messages to '{args.subject}'")
-
-
-def messages(args):
-    """MESSAGE with the -H headers, or else the tutorial's two messages."""
-    if args.message is not None:
-        return [(args.message.encode(), dict(args.header) or None)]
-    return [
-        (b"This is a simple message with some datas", None),
-        (b"This is still a simple message but with some headers inside", {"Example": "True", "RandomHeaders": "True"}),
-    ]
-
-
-def header(text):
-    key, equals, value = text.partition("=")
-    if not key or not equals:
-        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, not {text!r}")
-    return key, value
-
-
-def parse_args():
-    parser = connection_options(argparse.ArgumentParser(prog="pub.py", description="Publish messages to NATS."))
-    parser.add_argument("message", nargs="?", help="the message (default: the tutorial's two messages)")
-    parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
-    parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
-                        help="add a header to MESSAGE; repeat for more")
-    args = parser.parse_args()
-    if args.header and args.message is None:
-        parser.error("-H needs a MESSAGE to go with")
-    return args
-
-
 if __name__ == "__main__":
-    run(main, parse_args(), "pub.py")
+    run(main, parse_args())
