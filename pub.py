@@ -263,9 +263,13 @@ class Stop(asyncio.Event):
     signal = None  # the signal that set it, if one did
     failure = None  # the Failure that set it, if one did
 
-    def fail(self, failure):
-        self.failure = self.failure or failure
-        self.set()
+    def report(self, e):
+        """What goes wrong once connected: a Failure stops the script, anything else is a warning."""
+        if isinstance(e, Failure):
+            self.failure = self.failure or e
+            self.set()
+        else:
+            warn(e)
 
     def catch_signals(self):
         loop = asyncio.get_running_loop()

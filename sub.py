@@ -39,8 +39,7 @@ except ImportError as missing:
 
 async def main(args):
     print("Connection")
-    stop = Stop()  # set by Ctrl+C, by --count, or by a failure: main() then disconnects and returns
-    problems = Problems(stop)
+    stop = Stop()  # set by Ctrl+C, by --count or by a failure: main() then disconnects and returns
 
     # After the first connection, nats-py reconnects by itself, forever: these only tell the user.
     async def disconnected():
@@ -49,11 +48,12 @@ async def main(args):
 
     async def reconnected():
         print(f"Reconnected to NATS at {nc.connected_url.netloc}", flush=True)
-        problems.lost_while_away()
+        # Core NATS keeps nothing for a subscriber that is away: say so rather than lose it silently.
+        warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
 
     # The server's URL and the .creds file that proves who you are; connection_options() (at the end
     # of this file) adds TLS, reconnection and error handling.
-    options, connected = connection_options(args, on_error=problems.report)
+    options, connected = connection_options(args, on_error=stop.report)
     nc = await connected(nats.connect(
         args.server.split(","), user_credentials=read_creds(args.creds),
         disconnected_cb=disconnected, reconnected_cb=reconnected, **options))
@@ -87,7 +87,6 @@ async def main(args):
         await nc.drain()
     else:
         await close(nc)  # the server is away: there is nothing to drain
-    problems.tell_dropped()
     print("Disconnection OK")
 
 
@@ -106,34 +105,6 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]
 
 def escaped(text):
     return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-class Problems:
-    """What goes wrong while sub.py runs, told on stderr; a loss of messages is never silent."""
-
-    def __init__(self, stop):
-        self.stop = stop
-        self.dropped = 0
-
-    def report(self, e):
-        if isinstance(e, Failure):
-            self.stop.fail(e)
-        elif isinstance(e, nats.errors.SlowConsumerError):
-            # nats-py drops what sub.py could not keep up with: count the drops, tell them once a second.
-            self.dropped += 1
-            if self.dropped == 1:
-                asyncio.get_running_loop().call_later(1, self.tell_dropped)
-        else:
-            warn(e)
-
-    def tell_dropped(self):
-        if self.dropped:
-            warn(f"{self.dropped} messages dropped: sub.py could not keep up with them (slow consumer)")
-            self.dropped = 0
-
-    def lost_while_away(self):
-        warn("messages published while sub.py was disconnected are lost: core NATS delivers only to "
-             "connected subscribers")
 
 
 def queue_name(text):
@@ -288,9 +259,13 @@ class Stop(asyncio.Event):
     signal = None  # the signal that set it, if one did
     failure = None  # the Failure that set it, if one did
 
-    def fail(self, failure):
-        self.failure = self.failure or failure
-        self.set()
+    def report(self, e):
+        """What goes wrong once connected: a Failure stops the script, anything else is a warning."""
+        if isinstance(e, Failure):
+            self.failure = self.failure or e
+            self.set()
+        else:
+            warn(e)
 
     def catch_signals(self):
         loop = asyncio.get_running_loop()

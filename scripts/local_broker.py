@@ -154,7 +154,13 @@ def free_port(host="127.0.0.1"):
 
 
 def port_is_free(port, host="127.0.0.1"):
+    """True if a server could listen on port now. Sockets left in TIME-WAIT by a server that just
+    stopped do not count (nats-server itself binds over them), so bind as a server does."""
     with socket.socket() as s:
+        if os.name == "nt":  # there SO_REUSEADDR would bind over a live server; this is the safe one
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

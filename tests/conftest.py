@@ -104,11 +104,11 @@ class Process:
 class Broker:
     """A real nats-server, minted fresh: operator, accounts, user creds, and TLS files if tls."""
 
-    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None):
+    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None, config=()):
         local_broker.mint(state_dir, tls=tls, tls_names=tls_names)
-        if max_payload:
-            with open(os.path.join(state_dir, "server.conf"), "a") as conf:
-                conf.write(f"max_payload: {max_payload}\n")
+        with open(os.path.join(state_dir, "server.conf"), "a") as conf:
+            for line in [f"max_payload: {max_payload}"] * bool(max_payload) + list(config):
+                conf.write(line + "\n")
         self.state_dir = state_dir
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
@@ -151,7 +151,7 @@ class Broker:
 
 @pytest.fixture
 def make_broker(tmp_path):
-    """make_broker(tls=..., tls_names=..., max_payload=...) -> a running Broker, stopped after the test."""
+    """make_broker(tls=..., tls_names=..., max_payload=..., config=[lines]) -> a running Broker, stopped after."""
     brokers = []
 
     def make(**options):
