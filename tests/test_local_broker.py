@@ -89,6 +89,21 @@ def test_local_broker_keeps_the_same_creds_across_restarts(local_broker, tmp_pat
     assert run("pub.py", env=clean_env(**second.exports)).returncode == 0
 
 
+def test_local_broker_restarts_on_the_same_port_right_after_clients_were_connected(local_broker, tmp_path, start):
+    port, state = str(free_port()), str(tmp_path / "state")
+    first = local_broker("--no-tls", "--port", port, "--dir", state)
+    sub = start("sub.py", env=clean_env(**first.exports))
+    sub.wait_for_line("Subscription OK")
+    first.signal(signal.SIGINT)  # the server closes the connection: TIME-WAIT sockets stay on its port
+    assert first.wait() == 0
+    sub.wait_for_line("Disconnected from NATS, reconnecting...")
+
+    second = local_broker("--no-tls", "--port", port, "--dir", state)
+
+    assert second.exports == first.exports
+    sub.wait_for_line(f"Reconnected to NATS at 127.0.0.1:{port}")
+
+
 def test_local_broker_stops_cleanly_on_ctrl_c(local_broker, tmp_path):
     port = free_port()
     broker = local_broker("--port", str(port), "--dir", str(tmp_path / "state"))
