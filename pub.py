@@ -10,6 +10,7 @@ Usage:
     python3 pub.py "hello"                  # one message of your own
     python3 pub.py --count 1000 -H Example=True "hello"
     python3 pub.py -s nats://127.0.0.1:4222 --creds nats.creds --subject orders.new "hello"
+    python3 pub.py --stream orders "hello"  # stored in the JetStream stream 'orders' until read
 
 Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsca (env NATS_CA),
 --timeout, --subject. Run `python3 pub.py --help` for all of them.
@@ -51,24 +52,51 @@ async def main(args):
     batch = messages(args) * args.count
     sent = 0
     try:
-        for data, headers in batch:
-            if stop.signal:
-                break
-            await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
-            sent += 1
+        if args.stream:
+            sent = await publish_to_stream(nc.jetstream(), args, batch, stop)  # JetStream: see below
+        else:
+            for data, headers in batch:
+                if stop.signal:
+                    break
+                await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
+                sent += 1
         # flush() is a round trip: when the server answers, it has received everything before it.
         await nc.flush(args.timeout)
         # A refusal can arrive just after that answer: one more round trip before claiming success.
         await nc.flush(args.timeout)
+    except nats.js.errors.Error as e:
+        raise Failure(why_jetstream_failed(e, args)) from None
     except nats.errors.Error as e:  # the server went away, or did not answer in time
         raise Failure(f"publishing to {args.server} failed: {e}") from None
     finally:
         await close(nc)
     check_refused(args, refused)
+    where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
-        raise Failure(f"interrupted: {sent} of {len(batch)} messages published to '{args.subject}' "
+        raise Failure(f"interrupted: {sent} of {len(batch)} messages published to {where} "
                       "and confirmed by the server; the others were not sent", 128 + stop.signal)
-    print(f"Published {len(batch)} messages to '{args.subject}'")
+    print(f"Published {len(batch)} message{'s' * (len(batch) != 1)} to {where}")
+
+
+async def publish_to_stream(js, args, batch, stop):
+    """JetStream: the server stores each message in the stream, then acknowledges it (a PubAck)."""
+    await ensure_stream(js, args)
+    stored = 0
+    for start in range(0, len(batch), WINDOW):
+        if stop.signal:
+            break
+        # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
+        acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers)
+                                      for data, headers in batch[start:start + WINDOW]), return_exceptions=True)
+        failed = [ack for ack in acks if isinstance(ack, Exception)]
+        stored += len(acks) - len(failed)
+        if failed:
+            raise Failure(f"{len(batch) - stored} of {len(batch)} messages were not stored in stream {args.stream} "
+                          f"({failed[0] or type(failed[0]).__name__}); {stored} were")
+    return stored
+
+
+WINDOW = 256  # JetStream publishes awaiting their acknowledgement at once
 
 
 def messages(args):
@@ -116,6 +144,9 @@ def parse_args():
     parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
     parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
                         help="add a header to MESSAGE; repeat for more")
+    parser.add_argument("--stream", type=jetstream_name,
+                        help="publish through JetStream into this stream (created if missing): the server "
+                             "stores each message until it is read")
     args = parser.parse_args()
     if args.header and args.message is None:
         parser.error("-H needs a MESSAGE to go with")
@@ -365,6 +396,49 @@ def positive(kind):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
 
     return parse
+
+
+# JetStream: streams keep messages until a consumer has read them.
+
+
+async def ensure_stream(js, args):
+    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)."""
+    try:
+        info = await js.stream_info(args.stream)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(name=args.stream, subjects=[args.subject], storage="file")
+        return
+    subjects = info.config.subjects or []
+    if not any(captures(pattern, args.subject) for pattern in subjects):
+        raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
+                      f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
+                      "or another --stream", 2)
+
+
+def captures(pattern, subject):
+    """True if every subject that subject matches, pattern matches too (* is one token, > the rest)."""
+    pattern, subject = pattern.split("."), subject.split(".")
+    for i, token in enumerate(pattern):
+        if token == ">":
+            return len(subject) > i
+        if i >= len(subject) or subject[i] == ">" or token not in ("*", subject[i]):
+            return False
+    return len(pattern) == len(subject)
+
+
+def why_jetstream_failed(e, args):
+    if isinstance(e, (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)):
+        return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
+    if isinstance(e, nats.js.errors.APIError):
+        return f"stream {args.stream}: the server refused: {e.description}"
+    return f"stream {args.stream}: {e or type(e).__name__}"
+
+
+def jetstream_name(text):
+    """A stream or consumer name: no spaces, dots, wildcards or path separators."""
+    if not re.fullmatch(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}", utf8(text)):
+        raise argparse.ArgumentTypeError(f"not a valid name: {text!r} (no spaces, no . * > / or \\)")
+    return text
 # --- End of the connection options -----------------------------------------------------------------
 
 

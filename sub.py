@@ -11,6 +11,7 @@ Usage:
     python3 sub.py --queue workers          # share the messages with other members of 'workers'
     python3 sub.py --subject 'orders.>'     # every subject that starts with 'orders.'
     python3 sub.py -s nats://127.0.0.1:4222 --creds nats.creds --subject orders
+    python3 sub.py --stream orders --durable shipping   # JetStream: resume where 'shipping' stopped
 
 Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsca (env NATS_CA),
 --timeout, --subject. Run `python3 sub.py --help` for all of them.
@@ -70,24 +71,65 @@ async def main(args):
         show(msg)
 
     print("Subscribing")
-    # In a queue group, the server hands each message to only one of the group's subscribers.
-    sub = await nc.subscribe(args.subject, queue=args.queue, cb=on_message)
-    if args.count:
-        await sub.unsubscribe(limit=args.count)  # the server stops sending after that many
+    if args.stream:
+        # JetStream: a consumer of the stream, which remembers what was acknowledged (see below).
+        sub = await stream_consumer(nc.jetstream(), args)
+    else:
+        # In a queue group, the server hands each message to only one of the group's subscribers.
+        sub = await nc.subscribe(args.subject, queue=args.queue, cb=on_message)
+        if args.count:
+            await sub.unsubscribe(limit=args.count)  # the server stops sending after that many
     await nc.flush()  # a round trip: the server now knows about the subscription
     print("Subscription OK", flush=True)
 
+    if args.stream:
+        await read_stream(sub, on_message, stop, args)
     await stop.wait()
     if stop.failure:
         await close(nc)
         raise stop.failure
     print("Disconnecting...", flush=True)
+    if args.stream:
+        await sub.unsubscribe()  # drain() would wait for an open pull subscription forever
     if nc.is_connected:
         # drain() unsubscribes, lets on_message finish what has already arrived, then closes.
         await nc.drain()
     else:
         await close(nc)  # the server is away: there is nothing to drain
     print("Disconnection OK")
+
+
+async def stream_consumer(js, args):
+    """A pull consumer of the stream: durable (it resumes where it stopped, and several sub.py with the same
+    --durable share the messages) or, without --durable, an ephemeral one that replays the stream."""
+    try:
+        await ensure_stream(js, args)
+        return await js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream)
+    except nats.js.errors.Error as e:
+        raise Failure(why_jetstream_failed(e, args)) from None
+
+
+async def read_stream(consumer, on_message, stop, args):
+    """Fetch messages in batches; print each, then acknowledge it, until stopped."""
+    acknowledged = 0
+    while not stop.is_set():
+        wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
+        try:
+            messages = await consumer.fetch(wanted, timeout=1)
+        except asyncio.TimeoutError:  # nothing new within a second: ask again
+            continue
+        except nats.js.errors.Error as e:  # the consumer or its stream was deleted meanwhile, say
+            raise Failure(why_jetstream_failed(e, args)) from None
+        for msg in messages:
+            if stop.is_set():
+                await msg.nak()  # fetched but not printed: the server hands it out again at once
+                continue
+            await on_message(msg)
+            await msg.ack()  # only now, once printed: a message is never lost between the two
+            acknowledged += 1
+
+
+BATCH = 256  # messages per fetch
 
 
 def show(msg):
@@ -118,7 +160,19 @@ def parse_args():
     parser.add_argument("--count", type=positive(int), help="exit after this many messages")
     parser.add_argument("--queue", type=queue_name, default="",
                         help="join this queue group: each message goes to one member")
-    return parser.parse_args()
+    parser.add_argument("--stream", type=jetstream_name,
+                        help="read through JetStream from this stream (created if missing), which keeps messages "
+                             "while no sub.py runs")
+    parser.add_argument("--durable", type=jetstream_name,
+                        help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
+                             "and several sub.py with the same --durable share the messages")
+    args = parser.parse_args()
+    if args.durable and not args.stream:
+        parser.error("--durable needs --stream: a durable consumer reads a JetStream stream")
+    if args.stream and args.queue:
+        parser.error("--queue is for core NATS; with --stream, share the messages by giving several sub.py "
+                     "the same --durable")
+    return args
 
 
 # --- Connection options: the same block in pub.py and sub.py ------------------------------------
@@ -361,6 +415,49 @@ def positive(kind):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
 
     return parse
+
+
+# JetStream: streams keep messages until a consumer has read them.
+
+
+async def ensure_stream(js, args):
+    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)."""
+    try:
+        info = await js.stream_info(args.stream)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(name=args.stream, subjects=[args.subject], storage="file")
+        return
+    subjects = info.config.subjects or []
+    if not any(captures(pattern, args.subject) for pattern in subjects):
+        raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
+                      f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
+                      "or another --stream", 2)
+
+
+def captures(pattern, subject):
+    """True if every subject that subject matches, pattern matches too (* is one token, > the rest)."""
+    pattern, subject = pattern.split("."), subject.split(".")
+    for i, token in enumerate(pattern):
+        if token == ">":
+            return len(subject) > i
+        if i >= len(subject) or subject[i] == ">" or token not in ("*", subject[i]):
+            return False
+    return len(pattern) == len(subject)
+
+
+def why_jetstream_failed(e, args):
+    if isinstance(e, (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)):
+        return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
+    if isinstance(e, nats.js.errors.APIError):
+        return f"stream {args.stream}: the server refused: {e.description}"
+    return f"stream {args.stream}: {e or type(e).__name__}"
+
+
+def jetstream_name(text):
+    """A stream or consumer name: no spaces, dots, wildcards or path separators."""
+    if not re.fullmatch(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}", utf8(text)):
+        raise argparse.ArgumentTypeError(f"not a valid name: {text!r} (no spaces, no . * > / or \\)")
+    return text
 # --- End of the connection options -----------------------------------------------------------------
 
 

@@ -65,9 +65,13 @@ def _b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def account_jwt(operator_kp, account_kp, name):
+# JetStream as Scaleway offers it: file storage only, so a memory stream is refused here as there.
+JETSTREAM = {"mem_storage": 0, "disk_storage": -1, "streams": -1, "consumer": -1}
+
+
+def account_jwt(operator_kp, account_kp, name, jetstream=None):
     # Without explicit limits the server rejects every client ("maximum account active connections exceeded").
-    limits = {**UNLIMITED, "imports": -1, "exports": -1, "conn": -1, "leaf": -1, "wildcards": True}
+    limits = {**UNLIMITED, "imports": -1, "exports": -1, "conn": -1, "leaf": -1, "wildcards": True, **(jetstream or {})}
     return encode_jwt(account_kp, operator_kp, name, {"type": "account", "limits": limits})
 
 
@@ -91,11 +95,12 @@ def write_private(path, text):
     os.replace(tmp, path)
 
 
-def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1")):
+def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JETSTREAM):
     """Mint an operator, the SYS and APP accounts and a user into state_dir; TLS files if tls.
 
     Writes server.conf (include it, then add listen/port flags), user.creds, app-account.seed
-    and, with tls, ca.pem, server-cert.pem and server-key.pem.
+    and, with tls, ca.pem, server-cert.pem and server-key.pem. JetStream keeps its streams in
+    state_dir/jetstream, within the APP account's jetstream limits (None: no JetStream for it).
     """
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     operator = new_key(nkeys.PREFIX_BYTE_OPERATOR)
@@ -111,8 +116,9 @@ def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1")):
         "resolver: MEMORY",
         "resolver_preload: {",
         f"  {sys_pub}: {account_jwt(operator, sys_account, 'SYS')}",
-        f"  {app_pub}: {account_jwt(operator, app_account, 'APP')}",
+        f"  {app_pub}: {account_jwt(operator, app_account, 'APP', jetstream)}",
         "}",
+        f'jetstream {{ store_dir: "{os.path.join(state_dir, "jetstream")}" }}',
     ]
     if tls:
         conf += write_tls_files(state_dir, tls_names)
@@ -184,7 +190,8 @@ def main():
     if not port_is_free(args.port):
         parser.exit(2, f"local-broker: error: port {args.port} on 127.0.0.1 is already in use; "
                        f"stop what uses it or pick another with --port\n")
-    if not os.path.exists(os.path.join(state_dir, "server.conf")):
+    conf = os.path.join(state_dir, "server.conf")
+    if not os.path.exists(conf) or "jetstream" not in open(conf).read():  # none yet, or from before JetStream
         mint(state_dir, tls=not args.no_tls)
     print("Local NATS broker on 127.0.0.1. In another terminal, run:", flush=True)
     print(f"  export NATS_URL=nats://127.0.0.1:{args.port}")

@@ -104,8 +104,9 @@ class Process:
 class Broker:
     """A real nats-server, minted fresh: operator, accounts, user creds, and TLS files if tls."""
 
-    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None, config=()):
-        local_broker.mint(state_dir, tls=tls, tls_names=tls_names)
+    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None, config=(),
+                 jetstream=local_broker.JETSTREAM):
+        local_broker.mint(state_dir, tls=tls, tls_names=tls_names, jetstream=jetstream)
         with open(os.path.join(state_dir, "server.conf"), "a") as conf:
             for line in [f"max_payload: {max_payload}"] * bool(max_payload) + list(config):
                 conf.write(line + "\n")
@@ -151,7 +152,8 @@ class Broker:
 
 @pytest.fixture
 def make_broker(tmp_path):
-    """make_broker(tls=..., tls_names=..., max_payload=..., config=[lines]) -> a running Broker, stopped after."""
+    """make_broker(tls=, tls_names=, max_payload=, config=[lines], jetstream=limits) -> a running Broker, stopped
+    after the test."""
     brokers = []
 
     def make(**options):

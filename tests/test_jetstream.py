@@ -1,0 +1,296 @@
+"""Keeping messages while sub.py is down: pub.py --stream and sub.py --stream [--durable], against a real
+nats-server with JetStream (file storage only, as on Scaleway) and .creds authentication."""
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import local_broker
+import nats
+import pytest
+from conftest import PYTHON, ROOT
+from test_tutorial import TUTORIAL_MESSAGES
+
+RECEIVED = "Received a message on 'my-subject': "
+
+
+def js_call(broker, action):
+    """Run action(js) with plain nats-py against the broker; return its result."""
+
+    async def call():
+        nc = await nats.connect(broker.url, user_credentials=broker.creds)
+        try:
+            return await action(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(call())
+
+
+def publish_numbered(broker, count, stream="orders", start=0):
+    """Store start, ..., start+count-1 in the stream, so that every message can be told apart."""
+
+    async def publish(js):
+        await js.add_stream(name=stream, subjects=["my-subject"], storage="file")
+        for i in range(start, start + count):
+            await js.publish("my-subject", str(i).encode())
+
+    js_call(broker, publish)
+
+
+def numbers(lines):
+    return [int(line[len(RECEIVED):]) for line in lines if line.startswith(RECEIVED)]
+
+
+def consume(start, broker, *args):
+    sub = start("sub.py", "--stream", "orders", *args, env=broker.env())
+    sub.wait_for_line("Subscription OK")
+    return sub
+
+
+def wait_for_messages(subs, total, timeout=30):
+    """Wait until the running subscribers printed total messages between them (in their .lines)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(numbers(sub.lines)) for sub in subs) < total:
+        assert time.monotonic() < deadline, f"{sum(len(numbers(sub.lines)) for sub in subs)} of {total} arrived"
+        for sub in subs:
+            sub.collect(timeout=0.1)
+
+
+def test_messages_published_while_nobody_listens_are_all_read_later(broker, run, start):
+    published = run("pub.py", "--stream", "orders", "--count", "1000", "stored", env=broker.env())
+
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.splitlines()[-1] == "Published 1000 messages to 'my-subject' (stream orders)"
+    sub = start("sub.py", "--stream", "orders", "--durable", "reader", "--count", "1000", env=broker.env())
+    assert sub.wait() == 0
+    assert sub.lines.count(f"{RECEIVED}stored") == 1000
+    assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+
+
+def test_the_tutorial_messages_look_the_same_through_a_stream(broker, run, start):
+    assert run("pub.py", "--stream", "orders", env=broker.env()).returncode == 0
+
+    sub = start("sub.py", "--stream", "orders", "--count", "2", env=broker.env())
+
+    assert sub.wait() == 0
+    assert sub.lines[4:] == [*TUTORIAL_MESSAGES, "Disconnecting...", "Disconnection OK"]
+
+
+def test_a_durable_consumer_resumes_after_the_last_acknowledged_message(broker, start):
+    publish_numbered(broker, 100)
+
+    first = consume(start, broker, "--durable", "shipping", "--count", "40")
+    assert first.wait() == 0
+    second = consume(start, broker, "--durable", "shipping")
+    wait_for_messages([second], 60)
+    second.signal(signal.SIGINT)
+
+    assert second.wait() == 0
+    assert numbers(first.lines) == list(range(40))
+    assert numbers(second.lines) == list(range(40, 100)), "nothing twice once acknowledged"
+
+
+def test_without_durable_the_stream_is_replayed_from_its_start(broker, start):
+    publish_numbered(broker, 10)
+    for _ in range(2):
+        sub = consume(start, broker, "--count", "10")
+        assert sub.wait() == 0
+        assert numbers(sub.lines) == list(range(10))
+
+
+def test_ctrl_c_while_messages_flow_acknowledges_what_was_printed_and_loses_nothing(broker, start):
+    publish_numbered(broker, 20000)
+    first = consume(start, broker, "--durable", "shipping")
+    first.wait_for_line(RECEIVED)
+
+    first.signal(signal.SIGINT)
+
+    assert first.wait() == 0
+    assert first.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+    printed = numbers(first.lines)
+    assert 0 < len(printed) < 20000
+    second = consume(start, broker, "--durable", "shipping")
+    wait_for_messages([second], 20000 - len(printed))
+    second.signal(signal.SIGINT)
+    assert second.wait() == 0
+    assert sorted(printed + numbers(second.lines)) == list(range(20000)), "none lost, none twice"
+
+
+def test_ctrl_c_with_nothing_to_read_disconnects_cleanly(broker, start):
+    sub = consume(start, broker, "--durable", "idle")
+    started = time.monotonic()
+
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert time.monotonic() - started < 3
+    assert sub.lines == ["Connection", f"Connected to NATS at 127.0.0.1:{broker.port}...", "Subscribing",
+                         "Subscription OK", "Disconnecting...", "Disconnection OK"]
+    assert sub.stderr == ""
+
+
+def test_a_killed_consumer_gets_every_message_after_a_restart(broker, start):
+    publish_numbered(broker, 5000)
+
+    async def short_ack_wait(js):  # unacknowledged messages come back after 2 s rather than 30
+        await js.add_consumer("orders", durable_name="shipping", ack_wait=2, filter_subject="my-subject")
+
+    js_call(broker, short_ack_wait)
+    first = consume(start, broker, "--durable", "shipping")
+    first.wait_for_line(f"{RECEIVED}1000")
+
+    first.proc.kill()  # kill -9: no drain, no last acknowledgements
+    first.wait()
+    printed = numbers(first.lines)
+    second = consume(start, broker, "--durable", "shipping")
+    wait_for_messages([second], len(set(range(5000)) - set(printed)))
+    second.collect(timeout=1)  # a late redelivery would show now
+    second.signal(signal.SIGINT)
+    assert second.wait() == 0
+
+    again = numbers(second.lines)
+    assert set(printed) | set(again) == set(range(5000)), "every message arrives"
+    twice = set(printed) & set(again)
+    assert len(twice) <= 2 * 256, "only what was in flight, unacknowledged, comes back"
+    assert not twice or min(twice) > max(printed) - 2 * 256, "only the last ones printed before the kill"
+    assert max(Counter(again).values()) == 1
+
+
+def test_stored_messages_survive_a_broker_restart(broker, run, start):
+    assert run("pub.py", "--stream", "orders", "--count", "3", "kept", env=broker.env()).returncode == 0
+
+    broker.stop()
+    broker.start()
+
+    sub = start("sub.py", "--stream", "orders", "--durable", "after", "--count", "3", env=broker.env())
+    assert sub.wait() == 0
+    assert sub.lines.count(f"{RECEIVED}kept") == 3
+
+
+def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broker, start):
+    workers = [consume(start, broker, "--durable", "workers") for _ in range(2)]
+
+    publish_numbered(broker, 2000)
+    wait_for_messages(workers, 2000)
+    for worker in workers:
+        worker.collect(timeout=0.5)  # a message given twice would show now
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+
+    each = [numbers(worker.lines) for worker in workers]
+    assert sorted(each[0] + each[1]) == list(range(2000)), "none lost, none twice"
+    assert each[0] and each[1], "one worker got nothing"
+
+
+# Bad input: one line, a non-zero exit, no traceback, no hang
+
+def assert_error(result, code, message):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stderr.splitlines() == [message]
+    assert result.seconds < 10
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_an_account_without_jetstream_is_named(script, make_broker, run):
+    broker = make_broker(jetstream=None)
+
+    result = run(script, "--stream", "orders", env=broker.env())
+
+    assert_error(result, 1, f"{script}: error: JetStream is not enabled for this account at {broker.url}; "
+                            "publish and subscribe without --stream")
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_a_stream_that_does_not_capture_the_subject_names_its_subjects(script, broker, run):
+    assert run("pub.py", "--stream", "orders", "--subject", "orders.new", "x", env=broker.env()).returncode == 0
+
+    result = run(script, "--stream", "orders", "--subject", "invoices", env=broker.env())
+
+    assert_error(result, 2, f"{script}: error: stream orders does not capture 'invoices': its subjects are "
+                            "'orders.new'; use one of them with --subject, or another --stream")
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("pub.py", ["--stream", "my.orders"], "argument --stream: not a valid name: 'my.orders' "
+                                          "(no spaces, no . * > / or \\)"),
+    ("sub.py", ["--stream", "orders", "--durable", "a b"], "argument --durable: not a valid name: 'a b' "
+                                                          "(no spaces, no . * > / or \\)"),
+    ("sub.py", ["--stream", "or*ders"], "argument --stream: not a valid name: 'or*ders' "
+                                        "(no spaces, no . * > / or \\)"),
+    ("sub.py", ["--durable", "shipping"], "--durable needs --stream: a durable consumer reads a JetStream stream"),
+    ("sub.py", ["--stream", "orders", "--queue", "workers"], "--queue is for core NATS; with --stream, share the "
+                                                             "messages by giving several sub.py the same --durable"),
+])
+def test_bad_stream_flags_are_a_usage_error(script, args, message, run):
+    result = run(script, *args, env={})
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: {script}")
+    assert result.stderr.splitlines()[-1] == f"{script}: error: {message}"
+
+
+def test_the_accounts_stream_limit_is_told_in_the_servers_words(make_broker, run):
+    broker = make_broker(jetstream={**local_broker.JETSTREAM, "streams": 1})
+    assert run("pub.py", "--stream", "first", "--subject", "a", "x", env=broker.env()).returncode == 0
+
+    result = run("pub.py", "--stream", "second", "--subject", "b", "x", env=broker.env())
+
+    assert_error(result, 1, "pub.py: error: stream second: the server refused: maximum number of streams reached")
+
+
+def test_messages_the_stream_refuses_are_a_failure_with_a_count(broker, run):
+    async def small_stream(js):  # at most 5 messages, and new ones are refused rather than old ones dropped
+        await js.add_stream(name="orders", subjects=["my-subject"], max_msgs=5, discard="new")
+
+    js_call(broker, small_stream)
+
+    result = run("pub.py", "--stream", "orders", "--count", "12", "x", env=broker.env())
+
+    assert result.returncode == 1
+    found = re.fullmatch(r"pub\.py: error: 7 of 12 messages were not stored in stream orders \((.+)\); 5 were\n",
+                         result.stderr)
+    assert found, result.stderr
+    assert "maximum messages exceeded" in found.group(1)
+    assert "Published" not in result.stdout
+
+
+def test_the_local_broker_refuses_memory_streams_as_scaleway_does(broker):
+    async def memory_stream(js):
+        await js.add_stream(name="fast", subjects=["fast"], storage="memory")
+
+    with pytest.raises(nats.js.errors.ServerError, match="insufficient memory resources available"):
+        js_call(broker, memory_stream)
+
+
+# The README's step 5, as written
+
+def readme_step_5():
+    """The step's code blocks, as (kind, text): each bash block is followed by the text it prints."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    step = text[text.index("### 5. Keep messages while sub.py is down"):text.index("## How the code works")]
+    return re.findall(r"```(\w+)\n(.*?)```", step, re.S)
+
+
+def test_the_readme_step_keep_messages_while_sub_is_down_works_as_written(broker):
+    env = broker.env(PATH=f"{os.path.dirname(PYTHON)}:{os.environ['PATH']}")  # python3 is the venv's, as activated
+    blocks = readme_step_5()
+    commands = [body for kind, body in blocks if kind == "bash"]
+    outputs = [body for kind, body in blocks if kind == "text"]
+    assert len(commands) == len(outputs) >= 3
+
+    for command, expected in zip(commands, outputs):
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+        shown = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", result.stdout)
+        assert shown == expected, command
+
+    async def streams(js):
+        return await js.streams_info()
+
+    assert js_call(broker, streams) == [], "the step ends by deleting its stream"
