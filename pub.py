@@ -427,7 +427,9 @@ def captures(pattern, subject):
 
 
 def why_jetstream_failed(e, args):
-    if isinstance(e, (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError)):
+    # An account without JetStream answers its API with 503 "JetStream not enabled" (10039), or not at all.
+    if isinstance(e, nats.errors.NoRespondersError) or (
+            isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code in (None, 10039)):
         return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"
