@@ -38,11 +38,11 @@ except ImportError as missing:
 
 
 async def main(args):
-    refused = []  # the server refuses a forbidden publish later, on its own: error_cb collects it here
+    reported = []  # the server refuses a forbidden publish later, on its own: error_cb collects that here
 
     # The server's URL and the .creds file that proves who you are; connection_options() (at the end
     # of this file) adds TLS, reconnection and error handling.
-    options, connected = connection_options(args, on_error=refused.append)
+    options, connected = connection_options(args, on_error=reported.append)
     nc = await connected(nats.connect(args.server.split(","), user_credentials=read_creds(args.creds), **options))
     print(f"Connected to NATS at {nc.connected_url.netloc}...")
     stop = Stop()
@@ -70,7 +70,7 @@ async def main(args):
         raise Failure(f"publishing to {args.server} failed: {e}") from None
     finally:
         await close(nc)
-    check_refused(args, refused)
+    check_reported(args, reported)
     where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
         raise Failure(f"interrupted: {sent} of {len(batch)} messages published to {where} "
@@ -118,8 +118,8 @@ def check_size(args, nc):
             raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)")
 
 
-def check_refused(args, refused):
-    for e in refused:
+def check_reported(args, reported):
+    for e in reported:
         if isinstance(e, Failure):
             raise e
         if "permissions violation" in str(e).lower():

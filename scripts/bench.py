@@ -6,6 +6,8 @@ measures, alternating the contenders, the median of several repetitions of:
   subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines
   one-shot    python3 pub.py              vs  python3 -c "import, connect, publish, drain"  (+ peak RSS)
   latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber  (p50, p99)
+  JetStream   pub.py --stream             vs  the faster of sequential js.publish and windows of them
+              sub.py --stream --durable   vs  a pull consumer's fetch-and-ack loop printing the same lines
 """
 
 import argparse
@@ -97,6 +99,83 @@ async def main():
 asyncio.run(main())
 """
 
+# JetStream: publish into a stream, one acknowledgement at a time or a window of 256 at once.
+PLAIN_JS_PUB = CONNECT + """
+async def main(mode, stream, count, data):
+    nc = await connect()
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=["my-subject"], storage="file")
+    if mode == "sequential":
+        for _ in range(count):
+            await js.publish("my-subject", data)
+    else:
+        for start in range(0, count, 256):
+            await asyncio.gather(*(js.publish("my-subject", data) for _ in range(min(256, count - start))))
+    await nc.drain()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()))
+"""
+
+# JetStream: a durable pull consumer, fetching batches and acknowledging each message once printed.
+PLAIN_JS_SUB = CONNECT + """
+async def main(stream, durable, count):
+    nc = await connect()
+    consumer = await nc.jetstream().pull_subscribe("my-subject", durable=durable, stream=stream)
+    received = 0
+    while received < count:
+        try:
+            messages = await consumer.fetch(min(256, count - received), timeout=1)
+        except asyncio.TimeoutError:
+            continue
+        for msg in messages:
+            print(f"Received a message on '{msg.subject}': {msg.data.decode()}")
+            print(f"Headers maybe: {msg.headers}")
+            await msg.ack()
+            received += 1
+    await consumer.unsubscribe()
+    await nc.drain()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+DELETE_STREAMS = CONNECT + """
+async def main():
+    nc = await connect()
+    js = nc.jetstream()
+    for info in await js.streams_info():
+        await js.delete_stream(info.config.name)
+    await nc.close()
+
+asyncio.run(main())
+"""
+
+# A forked child starts with the high-water RSS of the process it was forked from, and keeps it across
+# exec (Linux): measured from this large process, every program would read the same. So a fresh, small
+# interpreter starts the program, and reports its child's peak.
+PEAK_RSS = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss_mib(command, env=None):
+    """The peak resident memory of command, run to its end, in MiB."""
+    with tempfile.TemporaryDirectory() as work:
+        report = os.path.join(work, "peak-kib")
+        result = subprocess.run([PYTHON, "-c", PEAK_RSS, report, *command], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"bench: error: {command} failed: {result.stderr}")
+        with open(report) as f:
+            return int(f.read()) / 1024
+
+
 # Publishes time.time_ns() as the body, RATE a second for SECONDS.
 PACED_PUB = CONNECT + """
 async def main(rate, seconds):
@@ -125,16 +204,13 @@ class Bench:
         return path
 
     def run(self, command, stdout=subprocess.DEVNULL):
-        """Run a whole process; return (seconds, peak RSS in MiB)."""
+        """Run a whole process; return its wall time in seconds."""
         started = time.perf_counter()
-        proc = subprocess.Popen(command, env=self.env, stdout=stdout, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        result = subprocess.run(command, env=self.env, stdout=stdout, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: error: {command} failed: {proc.stderr.read().decode()}")
-        proc.stderr.close()
-        return seconds, usage.ru_maxrss / 1024
+        if result.returncode != 0:
+            raise SystemExit(f"bench: error: {command} failed: {result.stderr.decode()}")
+        return seconds
 
     def start_subscriber(self, command, out_path, timeout=30):
         """Start a subscriber writing to out_path; return it once it has subscribed."""
@@ -166,7 +242,7 @@ def publish_throughput(bench, count, size, reps):
         "pub.py": [PYTHON, os.path.join(ROOT, "pub.py"), "--count", str(count), body],
         "plain": [PYTHON, plain, str(count), body],
     }
-    times = median_of(reps, contenders, lambda name, command: bench.run(command)[0])
+    times = median_of(reps, contenders, lambda name, command: bench.run(command))
     rates = {name: count / statistics.median(t) for name, t in times.items()}
     return {"count": count, "body_bytes": size, "msgs_per_s": rates, "ratio": rates["pub.py"] / rates["plain"],
             "target": 0.90, "seconds": times}
@@ -210,11 +286,59 @@ def one_shot(bench, reps):
         "pub.py": [PYTHON, os.path.join(ROOT, "pub.py")],
         "plain": [PYTHON, "-c", PLAIN_ONE_SHOT],
     }
-    runs = median_of(reps, contenders, lambda name, command: bench.run(command))
+    runs = median_of(reps, contenders, lambda name, command: (bench.run(command), peak_rss_mib(command, bench.env)))
     seconds = {name: statistics.median(r[0] for r in runs[name]) for name in runs}
     rss = {name: statistics.median(r[1] for r in runs[name]) for name in runs}
     return {"seconds": seconds, "peak_rss_mib": rss, "time_ratio": seconds["pub.py"] / seconds["plain"],
             "rss_ratio": rss["pub.py"] / rss["plain"], "target": 1.15}
+
+
+def jetstream_publish(bench, count, reps):
+    plain = bench.script("plain_js_pub.py", PLAIN_JS_PUB)
+    delete = bench.script("delete_streams.py", DELETE_STREAMS)
+    body = "x" * 16
+    contenders = {
+        "pub.py": [PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "bench", "--count", str(count), body],
+        "plain sequential": [PYTHON, plain, "sequential", "bench", str(count), body],
+        "plain window": [PYTHON, plain, "window", "bench", str(count), body],
+    }
+
+    def measure(name, command):
+        seconds = bench.run(command)
+        bench.run([PYTHON, delete])  # each run creates the stream anew
+        return seconds
+
+    times = median_of(reps, contenders, measure)
+    rates = {name: count / statistics.median(t) for name, t in times.items()}
+    best = max(rates["plain sequential"], rates["plain window"])
+    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["pub.py"] / best,
+            "target": 0.90, "seconds": times}
+
+
+def jetstream_consume(bench, count, reps):
+    plain = bench.script("plain_js_sub.py", PLAIN_JS_SUB)
+    bench.run([PYTHON, bench.script("plain_js_pub.py", PLAIN_JS_PUB), "window", "bench", str(count), "x" * 16])
+    contenders = {
+        "sub.py": lambda durable: [PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "bench", "--durable", durable,
+                                   "--count", str(count)],
+        "plain": lambda durable: [PYTHON, plain, "bench", durable, str(count)],
+    }
+    lost, runs = {name: 0 for name in contenders}, []
+
+    def measure(name, command):
+        runs.append(name)
+        out_path = os.path.join(bench.work, "js.out")
+        with open(out_path, "w") as out:  # a new durable consumer reads the whole stream
+            seconds = bench.run(command(f"reader{len(runs)}"), stdout=out)
+        with open(out_path) as f:
+            lost[name] += count - sum(line.startswith("Received a message") for line in f)
+        return seconds
+
+    times = median_of(reps, contenders, measure)
+    bench.run([PYTHON, bench.script("delete_streams.py", DELETE_STREAMS)])
+    rates = {name: count / statistics.median(t) for name, t in times.items()}
+    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["sub.py"] / rates["plain"],
+            "target": 0.80, "lost": lost, "seconds": times}
 
 
 def latency(bench, rate, seconds, reps):
@@ -274,6 +398,18 @@ def table(results):
                 f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |")
     rows.append(f"| one-shot peak RSS (MiB) | {r['peak_rss_mib']['pub.py']:.1f} | {r['peak_rss_mib']['plain']:.1f} "
                 f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |")
+    r = results["jetstream_publish"]
+    best = max(r["msgs_per_s"]["plain sequential"], r["msgs_per_s"]["plain window"])
+    rows.append(f"| JetStream publish {r['count']:,} x 16 B (msg/s; plain: the faster of the two below) "
+                f"| {r['msgs_per_s']['pub.py']:,.0f} | {best:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
+    for name, how in (("plain sequential", "one `await js.publish` at a time"),
+                      ("plain window", "windows of 256 concurrent `js.publish`")):
+        rows.append(f"| JetStream publish, plain, {how} (msg/s) | | {r['msgs_per_s'][name]:,.0f} "
+                    f"| {r['msgs_per_s']['pub.py'] / r['msgs_per_s'][name]:.2f} | |")
+    r = results["jetstream_consume"]
+    rows.append(f"| JetStream consume {r['count']:,} x 16 B, durable (msg/s; lost {r['lost']['sub.py']} / "
+                f"{r['lost']['plain']}) | {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} "
+                f"| {r['ratio']:.2f} | >= {r['target']:.2f} |")
     r = results["latency"]
     for p in ("p50", "p99"):
         rows.append(f"| latency {p} at {r['rate_per_s']:.0f} msg/s (ms) | {r[p + '_ms']['sub.py']:.2f} "
@@ -315,6 +451,8 @@ def main():
             results["subscribe"] = subscribe_throughput(bench, count, args.reps)
             results["one_shot"] = one_shot(bench, max(args.reps, 5))
             results["latency"] = latency(bench, 1000, latency_seconds, args.reps)
+            results["jetstream_publish"] = jetstream_publish(bench, count // 4, args.reps)
+            results["jetstream_consume"] = jetstream_consume(bench, count // 4, args.reps)
         finally:
             server.terminate()
             server.wait()

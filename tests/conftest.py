@@ -200,14 +200,24 @@ def run(workdir):
 
 
 @pytest.fixture
-def start(workdir):
-    """start("sub.py", *args, env=...) -> Process in the background, killed after the test."""
+def spawn(workdir):
+    """spawn([command...], env=...) -> Process in the background, in workdir, killed after the test."""
     procs = []
 
-    def start_script(script, *args, env):
-        procs.append(Process([PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir))
+    def spawn_command(command, env):
+        procs.append(Process(command, env=env, cwd=workdir))
         return procs[-1]
 
-    yield start_script
+    yield spawn_command
     for p in procs:
         p.kill()
+
+
+@pytest.fixture
+def start(spawn):
+    """start("sub.py", *args, env=..., python=PYTHON) -> Process in the background, killed after the test."""
+
+    def start_script(script, *args, env, python=PYTHON):
+        return spawn([python, os.path.join(ROOT, script), *args], env=env)
+
+    return start_script

@@ -3,7 +3,9 @@
 import json
 import os
 import subprocess
+import sys
 
+import bench
 from conftest import ROOT, clean_env
 
 
@@ -32,4 +34,22 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):
     assert latency["lost"] == {"sub.py": 0, "plain": 0}
     for p in ("p50_ms", "p99_ms"):
         assert set(latency[p]) == {"sub.py", "plain"} and all(v > 0 for v in latency[p].values())
+    js_publish = figures["jetstream_publish"]
+    assert js_publish["count"] == 5_000
+    assert set(js_publish["msgs_per_s"]) == {"pub.py", "plain sequential", "plain window"}
+    js_consume = figures["jetstream_consume"]
+    assert js_consume["lost"] == {"sub.py": 0, "plain": 0}
+    assert set(js_consume["msgs_per_s"]) == {"sub.py", "plain"} and js_consume["ratio"] > 0
     assert set(figures["machine"]) >= {"cpus", "platform", "python"}
+
+
+def test_peak_memory_is_the_programs_own_not_the_benchmarks():
+    ballast = bytearray(200 * 2**20)  # this process is large, as the benchmark is: a child must not inherit that
+    ballast[::4096] = b"x" * len(range(0, len(ballast), 4096))
+
+    empty = bench.peak_rss_mib([sys.executable, "-c", "pass"])
+    allocating = bench.peak_rss_mib([sys.executable, "-c", "data = b'x' * (100 * 2**20)"])
+
+    assert empty < 15
+    assert allocating > 100
+    del ballast

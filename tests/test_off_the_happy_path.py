@@ -12,7 +12,7 @@ import time
 import local_broker
 import nats
 import pytest
-from conftest import PYTHON, ROOT, Process, clean_env
+from conftest import PYTHON, ROOT, clean_env
 from test_tutorial import LOST_WHILE_AWAY, TUTORIAL_MESSAGES, subscribed
 
 GRACE = 5  # the scripts' GRACE: seconds that stopping may take after Ctrl+C
@@ -63,9 +63,9 @@ def test_on_windows_where_the_loop_has_no_add_signal_handler_ctrl_c_still_discon
     assert sub.stderr == ""
 
 
-def test_ctrl_c_stops_a_long_publish_and_says_how_many_the_server_confirmed(broker, start, workdir):
+def test_ctrl_c_stops_a_long_publish_and_says_how_many_the_server_confirmed(broker, start):
     counter = subscribed(start, broker)
-    pub = Process([PYTHON, script("pub.py"), "--count", "3000000", "x"], env=broker.env(), cwd=workdir)
+    pub = start("pub.py", "--count", "3000000", "x", env=broker.env())
     pub.wait_for_line("Connected to NATS")
     time.sleep(0.2)  # let it publish a while: there is no line to wait for mid-batch
 
@@ -129,13 +129,18 @@ def test_a_stop_that_takes_too_long_ends_anyway_and_says_so(broker, run, workdir
 def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
     pipeline = subprocess.Popen(f"'{PYTHON}' '{script('sub.py')}' --count 50 | head -n 6", shell=True,
                                 env=broker.env(), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-    deadline = time.monotonic() + 15
-    while run("pub.py", "--count", "20", "x", env=broker.env()).returncode == 0 and pipeline.poll() is None:
-        assert time.monotonic() < deadline, "sub.py did not exit after its reader had gone"
-        time.sleep(0.2)  # sub.py may not be subscribed yet: publish again
-
-    out, err = pipeline.communicate(timeout=10)
+                                text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while run("pub.py", "--count", "20", "x", env=broker.env()).returncode == 0 and pipeline.poll() is None:
+            assert time.monotonic() < deadline, "sub.py did not exit after its reader had gone"
+            time.sleep(0.2)  # sub.py may not be subscribed yet: publish again
+        out, err = pipeline.communicate(timeout=10)
+    finally:
+        try:
+            os.killpg(pipeline.pid, signal.SIGKILL)  # the pipeline's sub.py, if it is still there
+        except ProcessLookupError:
+            pass
 
     assert out.splitlines()[3:] == ["Subscription OK", "Received a message on 'my-subject': x", "Headers maybe: None"]
     assert err == "", "no traceback, no warning"
@@ -180,10 +185,9 @@ def test_bytes_that_are_not_utf8_are_shown_escaped(broker, start, workdir):
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
-def test_text_in_any_language_prints_as_it_is_whatever_the_output_encoding(encoding, broker, workdir, run):
+def test_text_in_any_language_prints_as_it_is_whatever_the_output_encoding(encoding, broker, start, run):
     # Windows gives a redirected stdout cp1252; a bare POSIX locale gives ASCII.
-    sub = Process([PYTHON, script("sub.py"), "--count", "1"], env=broker.env(PYTHONIOENCODING=encoding),
-                  cwd=workdir)
+    sub = start("sub.py", "--count", "1", env=broker.env(PYTHONIOENCODING=encoding))
     sub.wait_for_line("Subscription OK")
 
     assert run("pub.py", "héllo wörld ✓ 😀 你好", env=broker.env()).returncode == 0
@@ -337,10 +341,10 @@ def pythons():
 
 
 @pytest.mark.parametrize("version", pythons())
-def test_the_tutorial_runs_on_every_python_from_3_9(version, broker, workdir):
+def test_the_tutorial_runs_on_every_python_from_3_9(version, broker, start, workdir):
     python = os.path.join(PYTHONS, version, "bin", "python")
     assert os.path.exists(python), "scripts/test.sh prepares a venv per Python (scripts/venv.sh, ensure_pythons)"
-    sub = Process([python, script("sub.py")], env=broker.env(), cwd=workdir)
+    sub = start("sub.py", env=broker.env(), python=python)
     sub.wait_for_line("Subscription OK")
 
     pub = subprocess.run([python, script("pub.py")], env=broker.env(), cwd=workdir, capture_output=True, text=True,
@@ -358,12 +362,12 @@ def test_the_oldest_and_newest_supported_pythons_are_among_them():
     assert pythons()[0].startswith("3.9.") and pythons()[-1].startswith("3.13."), pythons()
 
 
-def test_uv_run_needs_no_venv_thanks_to_the_inline_metadata(broker, workdir):
+def test_uv_run_needs_no_venv_thanks_to_the_inline_metadata(broker, spawn, workdir):
     uv = os.path.join(os.path.dirname(PYTHON), "uv")
     env = broker.env()
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(sys.prefix))
-    sub = Process([uv, "run", "--offline", "--quiet", script("sub.py"), "--count", "2"], env=env, cwd=workdir)
+    sub = spawn([uv, "run", "--offline", "--quiet", script("sub.py"), "--count", "2"], env=env)
     sub.wait_for_line("Subscription OK")
 
     pub = subprocess.run([uv, "run", "--offline", "--quiet", script("pub.py")], env=env, cwd=workdir,
