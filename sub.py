@@ -49,8 +49,8 @@ async def main(args):
 
     async def reconnected():
         print(f"Reconnected to NATS at {nc.connected_url.netloc}", flush=True)
-        # Core NATS keeps nothing for a subscriber that is away: say so rather than lose it silently.
-        warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
+        if not args.stream:  # a stream kept them; core NATS keeps nothing for a subscriber that is away
+            warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
 
     # The server's URL and the .creds file that proves who you are; connection_options() (at the end
     # of this file) adds TLS, reconnection and error handling.

@@ -172,6 +172,24 @@ def test_stored_messages_survive_a_broker_restart(broker, run, start):
     assert sub.lines.count(f"{RECEIVED}kept") == 3
 
 
+def test_a_consumer_carries_on_after_a_broker_restart_and_misses_nothing(broker, start, run):
+    sub = consume(start, broker, "--durable", "shipping")
+    assert run("pub.py", "--stream", "orders", "before", env=broker.env()).returncode == 0
+    sub.wait_for_line(f"{RECEIVED}before")
+
+    broker.stop()
+    sub.wait_for_line("Disconnected from NATS, reconnecting...")
+    broker.start()
+    sub.wait_for_line(f"Reconnected to NATS at 127.0.0.1:{broker.port}")
+    assert run("pub.py", "--stream", "orders", "after", env=broker.env()).returncode == 0
+    sub.wait_for_line(f"{RECEIVED}after")
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert [line for line in sub.lines if line.startswith(RECEIVED)] == [f"{RECEIVED}before", f"{RECEIVED}after"]
+    assert sub.stderr == "", "nothing is lost: no warning that something was"
+
+
 def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broker, start):
     workers = [consume(start, broker, "--durable", "workers") for _ in range(2)]
 

@@ -579,12 +579,14 @@ def test_the_stand_in_keeps_accounts_and_credentials_in_their_region(api):
 
 # The whole journey: the stand-in hands out an account on the local test broker and real creds for it.
 
-def test_the_scaleway_journey_from_account_to_messages(make_broker, start, run, scw, api, workdir, tmp_path):
+@pytest.mark.parametrize("region", ["fr-par", "nl-ams"])
+def test_the_scaleway_journey_from_account_to_messages(region, make_broker, start, run, scw, api, workdir, tmp_path):
     broker = make_broker(tls=True)
     api.endpoint = broker.url
     api.creds_content = open(broker.new_creds(str(tmp_path / "real.creds"))).read()
 
-    created = scw("create-account.sh")
+    # The region is chosen once; every later step runs in a fresh shell with no region in its environment.
+    created = scw("create-account.sh", SCW_REGION=region)
     assert created.returncode == 0, created.stderr
     credentials = scw("create-credentials.sh")
     assert credentials.returncode == 0, credentials.stderr
@@ -600,4 +602,6 @@ def test_the_scaleway_journey_from_account_to_messages(make_broker, start, run, 
 
     assert scw("delete-account.sh", "--yes").returncode == 0
     assert files(workdir) == []
+    assert api.accounts == {}
+    assert {path.split("/")[4] for _, path, _, _ in api.requests} == {region}
 
