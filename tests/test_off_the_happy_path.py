@@ -358,8 +358,11 @@ def test_the_tutorial_runs_on_every_python_from_3_9(version, broker, start, work
     assert sub.stderr == ""
 
 
-def test_the_oldest_and_newest_supported_pythons_are_among_them():
-    assert pythons()[0].startswith("3.9.") and pythons()[-1].startswith("3.13."), pythons()
+def test_every_supported_python_that_pyenv_has_is_among_them():
+    pyenv = os.path.join(os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv")), "versions")
+    installed = {v for v in (os.listdir(pyenv) if os.path.isdir(pyenv) else []) if re.fullmatch(r"3\.\d+\.\d+", v)}
+    supported = {v for v in installed if (3, 9) <= tuple(map(int, v.split(".")))[:2] <= (3, 13)}
+    assert supported <= set(pythons()), f"prepared {pythons()}, pyenv has {sorted(installed)}"
 
 
 def test_uv_run_needs_no_venv_thanks_to_the_inline_metadata(broker, spawn, workdir):
