@@ -63,7 +63,7 @@ if [ -n "$endpoint" ] && [ "$endpoint" != "nats://nats.mnq.fr-par.scaleway.com:4
   echo "This account is not in fr-par: export NATS_URL=$endpoint"
 fi
 if [ -n "$replaced" ]; then
-  API="${API%/regions/*}/regions/${replaced_region:-$REGION}"
+  API=$(api_for "${replaced_region:-$REGION}")  # where the replaced credentials were made
   ACCEPT_STATUS=404 scw_try DELETE "/nats-credentials/$replaced" ||
     die "the replaced credentials $replaced are still valid: $WHY; delete them in the Scaleway console (Messaging and Queuing > NATS > your account > Credentials)"
   if [ "$STATUS" = 404 ]; then

@@ -53,8 +53,13 @@ use_region() {
     fr-par | nl-ams) ;;
     *) die "region '$REGION' (SCW_REGION or SCW_DEFAULT_REGION) has no NATS service; use fr-par or nl-ams" ;;
   esac
+  API=$(api_for "$REGION")
+}
+
+# api_for REGION: the base URL of the MnQ NATS API in that region.
+api_for() {
   local url=${SCW_API_URL:-https://api.scaleway.com}
-  API="${url%/}/mnq/v1beta1/regions/$REGION"
+  echo "${url%/}/mnq/v1beta1/regions/$1"
 }
 
 # project_id: SCW_PROJECT_ID, else SCW_DEFAULT_PROJECT_ID, else a clear error.
