@@ -27,6 +27,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 try:
     import nats
@@ -53,7 +54,7 @@ async def main(args):
     sent = 0
     try:
         if args.stream:
-            sent = await publish_to_stream(nc.jetstream(), args, batch, stop)  # JetStream: see below
+            sent = await publish_to_stream(nc, args, batch, stop)  # JetStream: see below
         else:
             for data, headers in batch:
                 if stop.signal:
@@ -74,28 +75,54 @@ async def main(args):
     where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
         raise Failure(f"interrupted: {sent} of {len(batch)} messages published to {where} "
-                      "and confirmed by the server; the others were not sent", 128 + stop.signal)
+                      f"and confirmed by the server; the others were not {'confirmed' if args.stream else 'sent'}",
+                      128 + stop.signal)
     print(f"Published {len(batch)} message{'s' * (len(batch) != 1)} to {where}")
 
 
-async def publish_to_stream(js, args, batch, stop):
-    """JetStream: the server stores each message in the stream, then acknowledges it (a PubAck)."""
-    await ensure_stream(js, args)
-    stored = 0
+async def publish_to_stream(nc, args, batch, stop):
+    """JetStream: the server stores each message in the stream, then acknowledges it (a PubAck).
+
+    While the stream has no leader (an election on a cluster), a message is sent again until it is acknowledged,
+    for up to PATIENCE seconds. It carries the same Nats-Msg-Id each time: if an earlier copy was stored and only
+    its acknowledgement was lost, the stream recognises the ID (for its duplicate window, 2 minutes by default)
+    and stores the message once."""
+    outage = Outage(f"stream {args.stream}", PATIENCE, giving_up=lambda: stop.signal)
+    await ensure_stream(nc, args, outage)
+    js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
+
+    async def store(number, data, headers):
+        headers = {**(headers or {}), "Nats-Msg-Id": f"{run}-{number}"}
+        return await outage.retry(lambda: js.publish(args.subject, data, headers=headers))
+
+    confirmed = 0
     for start in range(0, len(batch), WINDOW):
         if stop.signal:
             break
         # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
-        acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers)
-                                      for data, headers in batch[start:start + WINDOW]), return_exceptions=True)
+        window = enumerate(batch[start:start + WINDOW], start)
+        acks = await asyncio.gather(*(store(n, data, headers) for n, (data, headers) in window), return_exceptions=True)
         failed = [ack for ack in acks if isinstance(ack, Exception)]
-        stored += len(acks) - len(failed)
-        if failed:
-            raise Failure(f"{len(batch) - stored} of {len(batch)} messages were not stored in stream {args.stream} "
-                          f"({failed[0] or type(failed[0]).__name__}); {stored} were")
-    return stored
+        confirmed += len(acks) - len(failed)
+        if failed and not stop.signal:
+            raise Failure(not_all_stored(args, len(batch), confirmed, failed))
+    return confirmed
 
 
+def not_all_stored(args, total, confirmed, failed):
+    """What is known when the stream refused messages, or did not answer: what it acknowledged is stored."""
+    unconfirmed = [e for e in failed if unavailable(e)]
+    if not unconfirmed:  # refused (a limit reached): those were not stored
+        return (f"{total - confirmed} of {total} messages were not stored in stream {args.stream} "
+                f"({failed[0] or type(failed[0]).__name__}); {confirmed} were")
+    refused = f", {len(failed) - len(unconfirmed)} refused" if len(failed) > len(unconfirmed) else ""
+    reason = unconfirmed[0] or type(unconfirmed[0]).__name__
+    return (f"stream {args.stream} did not answer for {PATIENCE} s ({reason}): "
+            f"{confirmed} of {total} messages were confirmed stored, {len(unconfirmed)} are unconfirmed (they may be "
+            f"stored){refused} and {total - confirmed - len(failed)} were not sent")
+
+
+PATIENCE = 30  # seconds a message is sent again while the stream does not answer; an election takes a few
 WINDOW = 256  # JetStream publishes awaiting their acknowledgement at once
 
 
@@ -147,7 +174,10 @@ def parse_args():
     parser.add_argument("--stream", type=jetstream_name,
                         help="publish through JetStream into this stream (created if missing): the server "
                              "stores each message until it is read")
+    add_replicas_flag(parser)
     args = parser.parse_args()
+    if args.replicas and not args.stream:
+        parser.error("--replicas needs --stream: it is the number of copies of a new stream")
     if args.header and args.message is None:
         parser.error("-H needs a MESSAGE to go with")
     if {"*", ">"} & set(args.subject.split(".")):
@@ -398,21 +428,92 @@ def positive(kind):
     return parse
 
 
-# JetStream: streams keep messages until a consumer has read them.
+# JetStream: streams keep messages until a consumer has read them. On a cluster (MnQ is one), each stream and
+# consumer has a leader node; while a new one is elected (a few seconds after a node is lost), they do not answer.
 
 
-async def ensure_stream(js, args):
-    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)."""
+async def ensure_stream(nc, args, outage):
+    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)
+    and --replicas copies."""
+    js = nc.jetstream()
     try:
-        info = await js.stream_info(args.stream)
+        info = await outage.retry(lambda: js.stream_info(args.stream))
     except nats.js.errors.NotFoundError:
-        await js.add_stream(name=args.stream, subjects=[args.subject], storage="file")
-        return
+        try:
+            await outage.retry(lambda: js.add_stream(name=args.stream, subjects=[args.subject], storage="file",
+                                                     num_replicas=args.replicas or default_replicas(nc)))
+            return
+        except nats.js.errors.BadRequestError as e:
+            if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
+                raise
+            info = await outage.retry(lambda: js.stream_info(args.stream))
     subjects = info.config.subjects or []
     if not any(captures(pattern, args.subject) for pattern in subjects):
         raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
                       f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
                       "or another --stream", 2)
+
+
+def add_replicas_flag(parser):
+    parser.add_argument("--replicas", type=int, choices=range(1, 6), metavar="{1..5}",
+                        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
+                             "cluster, 1 on a single server); an existing stream keeps its own")
+
+
+def default_replicas(nc):
+    """3 copies of a new stream on a cluster (one copy is lost while its node is down), 1 on a single server.
+    nats-py keeps the server's INFO in _server_info; it names a cluster when the server belongs to one."""
+    return 3 if nc._server_info.get("cluster") else 1
+
+
+class Outage:
+    """Calls again what fails while a stream or consumer has no leader; one warning when that starts, one when
+    it ends. patience: seconds to keep trying (None: forever); giving_up(): stop trying at once."""
+
+    def __init__(self, what, patience=None, giving_up=lambda: False):
+        self.what, self.patience, self.giving_up = what, patience, giving_up
+        self.since = None  # when the current outage started
+        self.ended = 0.0  # when the last one ended
+
+    async def retry(self, call):
+        first_failure = None
+        while True:
+            started = time.monotonic()
+            try:
+                result = await call()
+            except Exception as e:
+                first_failure = first_failure or started
+                if not unavailable(e) or self.giving_up() or (
+                        self.patience is not None and time.monotonic() - first_failure >= self.patience):
+                    raise
+                self.lost(e, started)
+                await asyncio.sleep(RETRY_WAIT)
+                continue
+            self.answered(started)
+            return result
+
+    def lost(self, e, started):
+        if self.since is None and started >= self.ended:  # not a late answer from before the last outage ended
+            self.since = started
+            limit = f"for up to {self.patience:g} s" if self.patience is not None else "until it answers"
+            warn(f"{self.what} is not answering ({e or type(e).__name__}); trying again {limit}")
+
+    def answered(self, started):
+        if self.since is not None and started >= self.since:
+            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
+            self.since, self.ended = None, time.monotonic()
+
+
+RETRY_WAIT = 0.5  # seconds between two tries while a stream or consumer does not answer
+
+
+def unavailable(e):
+    """What a stream or consumer without a leader answers for a moment: no answer at all, no responders, a 503
+    without an error code, or "temporarily unavailable" (10008), "not leader" (10009), "stream offline" (10118)."""
+    if isinstance(e, nats.js.errors.APIError):
+        return (e.code == 503 and e.err_code is None) or e.err_code in (10008, 10009, 10118)
+    return isinstance(e, (asyncio.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
+                          nats.errors.ConnectionReconnectingError))
 
 
 def captures(pattern, subject):
@@ -427,9 +528,7 @@ def captures(pattern, subject):
 
 
 def why_jetstream_failed(e, args):
-    # An account without JetStream answers its API with 503 "JetStream not enabled" (10039), or not at all.
-    if isinstance(e, nats.errors.NoRespondersError) or (
-            isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code in (None, 10039)):
+    if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
         return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"

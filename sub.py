@@ -28,6 +28,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 try:
     import nats
@@ -41,6 +42,7 @@ except ImportError as missing:
 async def main(args):
     print("Connection")
     stop = Stop()  # set by Ctrl+C, by --count or by a failure: main() then disconnects and returns
+    repull = asyncio.Event()
 
     # After the first connection, nats-py reconnects by itself, forever: these only tell the user.
     async def disconnected():
@@ -49,6 +51,7 @@ async def main(args):
 
     async def reconnected():
         print(f"Reconnected to NATS at {nc.connected_url.netloc}", flush=True)
+        repull.set()  # a pull request (--stream) waits on the server it was sent to: send a new one
         if not args.stream:  # a stream kept them; core NATS keeps nothing for a subscriber that is away
             warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
 
@@ -73,7 +76,7 @@ async def main(args):
     print("Subscribing")
     if args.stream:
         # JetStream: a consumer of the stream, which remembers what was acknowledged (see below).
-        sub = await stream_consumer(nc.jetstream(), args)
+        sub = await stream_consumer(nc, args)
     else:
         # In a queue group, the server hands each message to only one of the group's subscribers.
         sub = await nc.subscribe(args.subject, queue=args.queue, cb=on_message)
@@ -83,7 +86,7 @@ async def main(args):
     print("Subscription OK", flush=True)
 
     if args.stream:
-        await read_stream(sub, on_message, stop, args)
+        await read_stream(sub, on_message, stop, repull, args)
     await stop.wait()
     if stop.failure:
         await close(nc)
@@ -99,26 +102,27 @@ async def main(args):
     print("Disconnection OK")
 
 
-async def stream_consumer(js, args):
+async def stream_consumer(nc, args):
     """A pull consumer of the stream: durable (it resumes where it stopped, and several sub.py with the same
     --durable share the messages) or, without --durable, an ephemeral one that replays the stream."""
+    outage = Outage(f"stream {args.stream}")  # while it has no leader (an election on a cluster), keep trying
     try:
-        await ensure_stream(js, args)
-        return await js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream)
+        await ensure_stream(nc, args, outage)
+        js = nc.jetstream()
+        return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream))
     except nats.js.errors.Error as e:
         raise Failure(why_jetstream_failed(e, args)) from None
 
 
-async def read_stream(consumer, on_message, stop, args):
+async def read_stream(consumer, on_message, stop, repull, args):
     """Fetch messages in batches; print each, then acknowledge it, until stopped."""
+    outage = Outage(f"consumer {args.durable} of stream {args.stream}" if args.durable else f"stream {args.stream}")
     acknowledged = 0
     while not stop.is_set():
         wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
         try:
-            messages = await consumer.fetch(wanted, timeout=1)
-        except asyncio.TimeoutError:  # nothing new within a second: ask again
-            continue
-        except nats.js.errors.Error as e:  # the consumer or its stream was deleted meanwhile, say
+            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull))  # noqa: B023 (called at once)
+        except nats.js.errors.Error as e:
             raise Failure(why_jetstream_failed(e, args)) from None
         for msg in messages:
             if stop.is_set():
@@ -129,6 +133,38 @@ async def read_stream(consumer, on_message, stop, args):
             acknowledged += 1
 
 
+async def pull(consumer, wanted, stop, repull):
+    """Up to wanted messages; [] after POLL seconds without any, or once stop or repull is set.
+
+    A long poll: the server answers as soon as a message comes, or after POLL seconds. MnQ counts each pull
+    request as a message, so an idle sub.py sends one every POLL seconds rather than one a second."""
+    repull.clear()
+    fetch = asyncio.ensure_future(consumer.fetch(wanted, timeout=POLL))
+    interrupted = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(repull.wait())]
+    await asyncio.wait({fetch, *interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in interrupted:
+        waiting.cancel()
+    if not fetch.done():
+        fetch.cancel()  # the pull request the server holds ends when it expires, or with the subscription
+        return []
+    try:
+        return fetch.result()
+    except asyncio.TimeoutError:
+        return []  # nothing new (or the pull was lost with its node): ask again
+    except nats.js.errors.APIError as e:  # 503: no leader for now, or the consumer or its stream is gone
+        await raise_if_deleted(consumer)
+        raise e from None
+
+
+async def raise_if_deleted(consumer):
+    try:
+        await consumer.consumer_info()
+    except nats.js.errors.NotFoundError as e:
+        gone = f"stream {consumer._stream}" if e.err_code == 10059 else f"consumer {consumer._consumer}"
+        raise Failure(f"{gone} was deleted while sub.py was reading it") from None
+
+
+POLL = 20  # seconds a pull request waits on the server for a message
 BATCH = 256  # messages per fetch
 
 
@@ -166,7 +202,10 @@ def parse_args():
     parser.add_argument("--durable", type=jetstream_name,
                         help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
                              "and several sub.py with the same --durable share the messages")
+    add_replicas_flag(parser)
     args = parser.parse_args()
+    if args.replicas and not args.stream:
+        parser.error("--replicas needs --stream: it is the number of copies of a new stream")
     if args.durable and not args.stream:
         parser.error("--durable needs --stream: a durable consumer reads a JetStream stream")
     if args.stream and args.queue:
@@ -417,21 +456,92 @@ def positive(kind):
     return parse
 
 
-# JetStream: streams keep messages until a consumer has read them.
+# JetStream: streams keep messages until a consumer has read them. On a cluster (MnQ is one), each stream and
+# consumer has a leader node; while a new one is elected (a few seconds after a node is lost), they do not answer.
 
 
-async def ensure_stream(js, args):
-    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)."""
+async def ensure_stream(nc, args, outage):
+    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)
+    and --replicas copies."""
+    js = nc.jetstream()
     try:
-        info = await js.stream_info(args.stream)
+        info = await outage.retry(lambda: js.stream_info(args.stream))
     except nats.js.errors.NotFoundError:
-        await js.add_stream(name=args.stream, subjects=[args.subject], storage="file")
-        return
+        try:
+            await outage.retry(lambda: js.add_stream(name=args.stream, subjects=[args.subject], storage="file",
+                                                     num_replicas=args.replicas or default_replicas(nc)))
+            return
+        except nats.js.errors.BadRequestError as e:
+            if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
+                raise
+            info = await outage.retry(lambda: js.stream_info(args.stream))
     subjects = info.config.subjects or []
     if not any(captures(pattern, args.subject) for pattern in subjects):
         raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
                       f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
                       "or another --stream", 2)
+
+
+def add_replicas_flag(parser):
+    parser.add_argument("--replicas", type=int, choices=range(1, 6), metavar="{1..5}",
+                        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
+                             "cluster, 1 on a single server); an existing stream keeps its own")
+
+
+def default_replicas(nc):
+    """3 copies of a new stream on a cluster (one copy is lost while its node is down), 1 on a single server.
+    nats-py keeps the server's INFO in _server_info; it names a cluster when the server belongs to one."""
+    return 3 if nc._server_info.get("cluster") else 1
+
+
+class Outage:
+    """Calls again what fails while a stream or consumer has no leader; one warning when that starts, one when
+    it ends. patience: seconds to keep trying (None: forever); giving_up(): stop trying at once."""
+
+    def __init__(self, what, patience=None, giving_up=lambda: False):
+        self.what, self.patience, self.giving_up = what, patience, giving_up
+        self.since = None  # when the current outage started
+        self.ended = 0.0  # when the last one ended
+
+    async def retry(self, call):
+        first_failure = None
+        while True:
+            started = time.monotonic()
+            try:
+                result = await call()
+            except Exception as e:
+                first_failure = first_failure or started
+                if not unavailable(e) or self.giving_up() or (
+                        self.patience is not None and time.monotonic() - first_failure >= self.patience):
+                    raise
+                self.lost(e, started)
+                await asyncio.sleep(RETRY_WAIT)
+                continue
+            self.answered(started)
+            return result
+
+    def lost(self, e, started):
+        if self.since is None and started >= self.ended:  # not a late answer from before the last outage ended
+            self.since = started
+            limit = f"for up to {self.patience:g} s" if self.patience is not None else "until it answers"
+            warn(f"{self.what} is not answering ({e or type(e).__name__}); trying again {limit}")
+
+    def answered(self, started):
+        if self.since is not None and started >= self.since:
+            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
+            self.since, self.ended = None, time.monotonic()
+
+
+RETRY_WAIT = 0.5  # seconds between two tries while a stream or consumer does not answer
+
+
+def unavailable(e):
+    """What a stream or consumer without a leader answers for a moment: no answer at all, no responders, a 503
+    without an error code, or "temporarily unavailable" (10008), "not leader" (10009), "stream offline" (10118)."""
+    if isinstance(e, nats.js.errors.APIError):
+        return (e.code == 503 and e.err_code is None) or e.err_code in (10008, 10009, 10118)
+    return isinstance(e, (asyncio.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
+                          nats.errors.ConnectionReconnectingError))
 
 
 def captures(pattern, subject):
@@ -446,9 +556,7 @@ def captures(pattern, subject):
 
 
 def why_jetstream_failed(e, args):
-    # An account without JetStream answers its API with 503 "JetStream not enabled" (10039), or not at all.
-    if isinstance(e, nats.errors.NoRespondersError) or (
-            isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code in (None, 10039)):
+    if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
         return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"

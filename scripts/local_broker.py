@@ -11,12 +11,16 @@ What it mints, in plain nkeys (no `nsc` needed):
 """
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -152,6 +156,63 @@ def server_command(state_dir, port, host="127.0.0.1"):
     return [server, "-c", os.path.join(state_dir, "server.conf"), "-a", host, "-p", str(port)]
 
 
+def cluster_confs(state_dir, route_ports, name="local"):
+    """Write node-1.conf ... node-N.conf: server.conf's accounts and TLS, plus each node's name, its own
+    JetStream store (state_dir/node-N, kept across restarts) and routes to the others on loopback."""
+    routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
+    for index, port in enumerate(route_ports, 1):
+        node = f"node-{index}"
+        write_private(os.path.join(state_dir, f"{node}.conf"), "\n".join([
+            'include "server.conf"',  # a path relative to this file
+            f"server_name: {node}",
+            f'jetstream {{ store_dir: "{os.path.join(state_dir, node)}" }}',
+            f"cluster {{ name: {name}, listen: 127.0.0.1:{port}, routes: [{routes}] }}",
+        ]) + "\n")
+
+
+def node_command(state_dir, index, port, host="127.0.0.1"):
+    """The nats-server command line for node index (1, 2, ...) of a cluster written by cluster_confs()."""
+    command = server_command(state_dir, port, host)
+    command[2] = os.path.join(state_dir, f"node-{index}.conf")
+    return command
+
+
+def wait_for_jetstream(urls, creds, ca=None, timeout=60):
+    """Wait until JetStream answers for the account of creds: in a cluster, once a meta leader is elected
+    (each node logs "Server is ready" before that). Returns the seconds it took; raises TimeoutError."""
+    import ssl
+
+    import nats
+
+    async def ask():
+        started = time.monotonic()
+        tls = ssl.create_default_context(cafile=ca) if ca else None
+        nc = await nats.connect(urls, user_credentials=creds, tls=tls, max_reconnect_attempts=-1,
+                                reconnect_time_wait=0.2, connect_timeout=2,
+                                error_cb=quiet)
+        try:
+            js = nc.jetstream(timeout=1)
+            while True:
+                try:
+                    await js.account_info()
+                    return time.monotonic() - started
+                except (nats.errors.Error, asyncio.TimeoutError):
+                    await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+    # asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
+    logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
+
+    async def quiet(e):  # nats-py would log each node that is not up yet
+        pass
+
+    async def bounded():
+        return await asyncio.wait_for(ask(), timeout)
+
+    return asyncio.run(bounded())
+
+
 def free_port(host="127.0.0.1"):
     """A port nothing listens on now."""
     with socket.socket() as s:
@@ -180,28 +241,116 @@ def main():
         description="Run a local nats-server that authenticates with .creds files, like Scaleway MnQ.",
     )
     parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("LOCAL_BROKER_PORT", "4222")),
-                        help="port on 127.0.0.1 (env LOCAL_BROKER_PORT, default 4222)")
+                        help="port on 127.0.0.1 (env LOCAL_BROKER_PORT, default 4222); with --cluster, the first "
+                             "node's, the others take the next ones")
     parser.add_argument("--dir", default=os.environ.get("LOCAL_BROKER_DIR", ".local-broker"),
                         help="state directory for keys, creds and certificates (default .local-broker)")
     parser.add_argument("--no-tls", action="store_true", help="plain-text broker (the default requires TLS, like MnQ)")
+    parser.add_argument("--cluster", type=int, metavar="N",
+                        help="run a cluster of N nodes (3 to 9), as MnQ is one; a node that stops is started again")
     args = parser.parse_args()
+    if args.cluster is not None and not 3 <= args.cluster <= 9:
+        parser.error("--cluster takes 3 to 9 nodes (JetStream needs a majority of them up to elect leaders)")
 
-    state_dir = os.path.abspath(os.path.join(args.dir, "plain" if args.no_tls else "tls"))
-    if not port_is_free(args.port):
-        parser.exit(2, f"local-broker: error: port {args.port} on 127.0.0.1 is already in use; "
-                       f"stop what uses it or pick another with --port\n")
+    kind = "plain" if args.no_tls else "tls"
+    state_dir = os.path.abspath(os.path.join(args.dir, f"cluster-{kind}" if args.cluster else kind))
+    ports = [args.port + i for i in range(args.cluster or 1)]
+    for port in ports:
+        if not port_is_free(port):
+            parser.exit(2, f"local-broker: error: port {port} on 127.0.0.1 is already in use; "
+                           f"stop what uses it or pick another with --port\n")
     conf = os.path.join(state_dir, "server.conf")
     if not os.path.exists(conf) or "jetstream" not in open(conf).read():  # none yet, or from before JetStream
         mint(state_dir, tls=not args.no_tls)
-    print("Local NATS broker on 127.0.0.1. In another terminal, run:", flush=True)
-    print(f"  export NATS_URL=nats://127.0.0.1:{args.port}")
-    print(f"  export NATS_CREDS={os.path.join(state_dir, 'user.creds')}")
-    if not args.no_tls:
-        print(f"  export NATS_CA={os.path.join(state_dir, 'ca.pem')}")
+    if args.cluster:
+        return run_cluster(state_dir, ports, tls=not args.no_tls)
+    print_exports("Local NATS broker on 127.0.0.1.", state_dir, ports, tls=not args.no_tls)
     print("Stop it with Ctrl+C.", flush=True)
     # Replace this process with nats-server: Ctrl+C and SIGTERM reach it directly and it shuts down cleanly.
     command = server_command(state_dir, args.port)
     os.execv(command[0], command)
+
+
+def print_exports(what, state_dir, ports, tls):
+    print(f"{what} In another terminal, run:", flush=True)
+    print(f"  export NATS_URL={','.join(f'nats://127.0.0.1:{port}' for port in ports)}")
+    print(f"  export NATS_CREDS={os.path.join(state_dir, 'user.creds')}")
+    if tls:
+        print(f"  export NATS_CA={os.path.join(state_dir, 'ca.pem')}")
+
+
+RESTART_AFTER = 3  # seconds before a node of the local cluster that stopped is started again
+
+
+def run_cluster(state_dir, ports, tls):
+    """Run the nodes until Ctrl+C or SIGTERM; start again any node that stops meanwhile."""
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    cluster_confs(state_dir, [free_port() for _ in ports])
+    nodes = {}
+
+    def start(index):
+        log = open(os.path.join(state_dir, f"node-{index}.log"), "ab")
+        pid_file = os.path.join(state_dir, f"node-{index}.pid")
+        # A session of its own: Ctrl+C reaches this script, which stops the nodes in order.
+        nodes[index] = subprocess.Popen([*node_command(state_dir, index, ports[index - 1]), "-P", pid_file],
+                                        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    try:
+        for index in range(1, len(ports) + 1):
+            start(index)
+        print(f"Local NATS cluster of {len(ports)} nodes on 127.0.0.1 (logs: {state_dir}/node-N.log); "
+              "waiting for JetStream...", flush=True)
+        urls = [f"nats://127.0.0.1:{port}" for port in ports]
+        ca = os.path.join(state_dir, "ca.pem") if tls else None
+        while not stopping:
+            try:
+                wait_for_jetstream(urls, os.path.join(state_dir, "user.creds"), ca, timeout=1)
+                break
+            except Exception:  # not yet: no meta leader, or a node still starting
+                if any(node.poll() is not None for node in nodes.values()):
+                    raise SystemExit(f"local-broker: error: a node did not start; see {state_dir}/node-N.log") from None
+        else:
+            return
+        print_exports("JetStream is ready.", state_dir, ports, tls)
+        print(f"A node that stops is started again after {RESTART_AFTER} s. "
+              f"To stop node 2 abruptly: kill -9 \"$(cat {state_dir}/node-2.pid)\"")
+        print("Stop the cluster with Ctrl+C.", flush=True)
+        down = {}  # node index -> when it stopped
+        while not stopping:
+            time.sleep(0.2)
+            for index, node in nodes.items():
+                if node.poll() is not None and index not in down:
+                    down[index] = time.monotonic()
+                    print(f"node-{index} stopped ({exit_status(node.returncode)}); starting it again in "
+                          f"{RESTART_AFTER} s", flush=True)
+            for index, since in list(down.items()):
+                if time.monotonic() - since >= RESTART_AFTER and not stopping:
+                    start(index)
+                    del down[index]
+                    print(f"node-{index} started again", flush=True)
+    finally:
+        for node in nodes.values():
+            if node.poll() is None:
+                node.terminate()  # SIGTERM: nats-server hands its leaderships over, then exits
+        for node in nodes.values():
+            try:
+                node.wait(10)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+    print("Cluster stopped.", flush=True)
+
+
+def exit_status(code):
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
 
 
 if __name__ == "__main__":
