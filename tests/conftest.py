@@ -2,6 +2,7 @@
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -148,6 +149,67 @@ class Broker:
             env["NATS_CA"] = self.ca
         env.update(extra)
         return env
+
+
+class Cluster:
+    """Real nats-server nodes routed on 127.0.0.1, minted like Broker (one operator, JWT accounts, TLS by
+    default), each with its own JetStream store: a local stand-in for MnQ, which is a cluster."""
+
+    def __init__(self, state_dir, size=3, tls=True):
+        local_broker.mint(state_dir, tls=tls)
+        local_broker.cluster_confs(state_dir, [free_port() for _ in range(size)])
+        self.state_dir = state_dir
+        self.ports = {f"node-{i}": free_port() for i in range(1, size + 1)}
+        self.urls = {name: f"nats://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.url = ",".join(self.urls.values())
+        self.creds = os.path.join(state_dir, "user.creds")
+        self.ca = os.path.join(state_dir, "ca.pem") if tls else None
+        self.nodes = {}
+        for name in self.ports:
+            self.start(name, wait=False)
+        for name in self.ports:
+            self.nodes[name].wait_for_line("Server is ready")
+        self.wait_for_jetstream()
+
+    def start(self, name, wait=True):
+        index = int(name.split("-")[1])
+        command = local_broker.node_command(self.state_dir, index, self.ports[name])
+        self.nodes[name] = Process(command, env=clean_env(), cwd=self.state_dir, merge_stderr=True)
+        if wait:
+            self.nodes[name].wait_for_line("Server is ready")
+
+    def kill(self, name):
+        """kill -9: no goodbye, its leaderships are lost until the others elect new leaders."""
+        self.nodes.pop(name).kill()
+
+    def stop(self, name):
+        """SIGTERM, as a maintenance restart does: the node hands its leaderships over, then exits."""
+        node = self.nodes.pop(name)
+        node.signal(signal.SIGTERM)
+        node.wait()
+        node.kill()
+
+    def wait_for_jetstream(self):
+        return local_broker.wait_for_jetstream(list(self.urls.values()), self.creds, self.ca)
+
+    def close(self):
+        for name in list(self.nodes):
+            self.kill(name)
+
+    def env(self, **extra):
+        """The environment of a user who exported what `scripts/local-broker.sh --cluster 3` prints."""
+        env = clean_env(NATS_URL=self.url, NATS_CREDS=self.creds, **extra)
+        if self.ca:
+            env["NATS_CA"] = self.ca
+        return env
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A three-node cluster with TLS and JetStream, like MnQ; stopped after the test."""
+    made = Cluster(str(tmp_path / "cluster"))
+    yield made
+    made.close()
 
 
 @pytest.fixture
