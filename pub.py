@@ -88,7 +88,13 @@ async def publish_to_stream(nc, args, batch, stop):
     its acknowledgement was lost, the stream recognises the ID (for its duplicate window, 2 minutes by default)
     and stores the message once."""
     outage = Outage(f"stream {args.stream}", PATIENCE, giving_up=lambda: stop.signal)
-    await ensure_stream(nc, args, outage)
+    try:
+        await ensure_stream(nc, args, outage)
+    except nats.errors.Error as e:
+        if not unavailable(e):
+            raise
+        raise Failure(f"stream {args.stream} did not answer for {PATIENCE} s ({e or type(e).__name__}); "
+                      "nothing was published") from None
     js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
 
     async def store(number, data, headers):

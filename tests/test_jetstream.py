@@ -72,13 +72,30 @@ def test_messages_published_while_nobody_listens_are_all_read_later(broker, run,
     assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
 
 
-def test_the_tutorial_messages_look_the_same_through_a_stream(broker, run, start):
+def without_message_ids(lines):
+    """The lines with each Nats-Msg-Id header taken out of "Headers maybe:" (the IDs are random)."""
+    lines = [re.sub(r"'Nats-Msg-Id': '[0-9a-f]{16}-\d+'", "", line) for line in lines]
+    return [line.replace(", }", "}").replace("{}", "None") for line in lines]
+
+
+def test_the_tutorial_messages_look_the_same_through_a_stream_with_a_message_id_each(broker, run, start):
     assert run("pub.py", "--stream", "orders", env=broker.env()).returncode == 0
 
     sub = start("sub.py", "--stream", "orders", "--count", "2", env=broker.env())
 
     assert sub.wait() == 0
-    assert sub.lines[4:] == [*TUTORIAL_MESSAGES, "Disconnecting...", "Disconnection OK"]
+    assert without_message_ids(sub.lines[4:]) == [*TUTORIAL_MESSAGES, "Disconnecting...", "Disconnection OK"]
+    ids = re.findall(r"'Nats-Msg-Id': '([0-9a-f]{16})-(\d+)'", "\n".join(sub.lines))
+    assert [n for _, n in ids] == ["0", "1"] and ids[0][0] == ids[1][0], "one ID per message of a run"
+
+
+def test_a_stream_on_a_single_server_has_one_replica(broker, run):
+    assert run("pub.py", "--stream", "orders", env=broker.env()).returncode == 0
+
+    async def replicas(js):
+        return (await js.stream_info("orders")).config.num_replicas
+
+    assert js_call(broker, replicas) == 1
 
 
 def test_a_durable_consumer_resumes_after_the_last_acknowledged_message(broker, start):
@@ -312,3 +329,86 @@ def test_the_readme_step_keep_messages_while_sub_is_down_works_as_written(broker
         return await js.streams_info()
 
     assert js_call(broker, streams) == [], "the step ends by deleting its stream"
+
+
+# When the stream does not answer, or is gone
+
+def test_a_broker_stopped_with_sigterm_while_sub_reads_a_backlog_is_waited_for_not_called_no_jetstream(broker, start):
+    publish_numbered(broker, 20000)
+    sub = consume(start, broker, "--durable", "shipping")
+    sub.wait_for_line(RECEIVED)
+
+    broker.proc.signal(signal.SIGTERM)  # Ctrl+C on local-broker.sh: JetStream shuts down before the connection
+    broker.proc.wait()
+    broker.start()
+    wait_for_messages([sub], 20000)
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert set(numbers(sub.lines)) == set(range(20000))
+    assert "JetStream is not enabled" not in sub.stderr
+    assert "Traceback" not in sub.stderr
+
+
+@pytest.mark.parametrize("deleted, message", [
+    ("stream", "sub.py: error: stream orders was deleted while sub.py was reading it"),
+    ("consumer", "sub.py: error: consumer shipping was deleted while sub.py was reading it"),
+])
+def test_a_stream_or_consumer_deleted_while_sub_reads_is_named(deleted, message, broker, start):
+    publish_numbered(broker, 3)
+    sub = consume(start, broker, "--durable", "shipping")
+    sub.wait_for_line(f"{RECEIVED}2")
+
+    async def delete(js):
+        if deleted == "stream":
+            await js.delete_stream("orders")
+        else:
+            await js.delete_consumer("orders", "shipping")
+
+    js_call(broker, delete)
+
+    assert sub.wait() == 1
+    assert sub.stderr.splitlines()[-1] == message
+    assert "JetStream is not enabled" not in sub.stderr
+
+
+def test_a_pull_request_left_by_a_stopped_sub_takes_no_message_away(broker, start):
+    publish_numbered(broker, 1)
+    idle = consume(start, broker, "--durable", "shipping")
+    idle.wait_for_line(f"{RECEIVED}0")
+    idle.signal(signal.SIGINT)  # while its long poll waits on the server
+    assert idle.wait() == 0
+
+    publish_numbered(broker, 1, start=1)
+    nxt = consume(start, broker, "--durable", "shipping", "--count", "1")
+
+    assert nxt.wait(timeout=10) == 0, "the message went to the stopped sub.py's pull request (held 30 s)"
+    assert numbers(nxt.lines) == [1]
+
+
+def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirmed(broker, run, spawn):
+    publish_numbered(broker, 1)
+    pub = spawn([PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "orders", "--count", "2000000", "x"],
+                env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+
+    async def stored(js):
+        return (await js.stream_info("orders")).state.messages - 1
+
+    while js_call(broker, stored) == 0:  # until pub.py is storing messages
+        pass
+    try:
+        broker.proc.signal(signal.SIGSTOP)  # a server that no longer answers, with its connection still open
+        assert pub.wait(timeout=60) == 1
+    finally:
+        broker.proc.signal(signal.SIGCONT)
+
+    found = re.fullmatch(r"pub\.py: warning: stream orders is not answering \(nats: timeout\); trying again for up "
+                         r"to 30 s\npub\.py: error: stream orders did not answer for 30 s \(nats: timeout\): (\d+) of "
+                         r"2000000 messages were confirmed stored, (\d+) are unconfirmed \(they may be stored\) and "
+                         r"(\d+) were not sent\n", pub.stderr)
+    assert found, pub.stderr
+    confirmed, unconfirmed, unsent = map(int, found.groups())
+    assert confirmed + unconfirmed + unsent == 2000000
+    assert "Published" not in "\n".join(pub.lines)
+    assert confirmed <= js_call(broker, stored) <= confirmed + unconfirmed
