@@ -179,7 +179,8 @@ def parse_args():
                         help="add a header to MESSAGE; repeat for more")
     parser.add_argument("--stream", type=jetstream_name,
                         help="publish through JetStream into this stream (created if missing): the server "
-                             "stores each message until it is read")
+                             "stores each message until it is read. A message the stream does not acknowledge (a "
+                             f"leader election on a cluster) is sent again for up to {PATIENCE} s, stored once")
     add_replicas_flag(parser)
     args = parser.parse_args()
     if args.replicas and not args.stream:

@@ -198,7 +198,8 @@ def parse_args():
                         help="join this queue group: each message goes to one member")
     parser.add_argument("--stream", type=jetstream_name,
                         help="read through JetStream from this stream (created if missing), which keeps messages "
-                             "while no sub.py runs")
+                             f"while no sub.py runs. Waits up to {POLL} s per pull request; while the stream does not "
+                             "answer (a leader election on a cluster), asks again until it does")
     parser.add_argument("--durable", type=jetstream_name,
                         help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
                              "and several sub.py with the same --durable share the messages")

@@ -6,7 +6,8 @@ measures, alternating the contenders, the median of several repetitions of:
   subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines
   one-shot    python3 pub.py              vs  python3 -c "import, connect, publish, drain"  (+ peak RSS)
   latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber  (p50, p99)
-  JetStream   pub.py --stream             vs  the faster of sequential js.publish and windows of them
+  JetStream   pub.py --stream             vs  the fastest of sequential js.publish and windows of them, with and
+                                              without message IDs; and on a 3-node cluster, R3 stream, the windows
               sub.py --stream --durable   vs  a pull consumer's fetch-and-ack loop printing the same lines
 """
 
@@ -33,7 +34,7 @@ import nats
 
 def connect():
     tls = ssl.create_default_context(cafile=os.environ["NATS_CA"])
-    return nats.connect(os.environ["NATS_URL"], user_credentials=os.environ["NATS_CREDS"], tls=tls)
+    return nats.connect(os.environ["NATS_URL"].split(","), user_credentials=os.environ["NATS_CREDS"], tls=tls)
 """
 
 PLAIN_PUB = CONNECT + """
@@ -99,21 +100,27 @@ async def main():
 asyncio.run(main())
 """
 
-# JetStream: publish into a stream, one acknowledgement at a time or a window of 256 at once.
+# JetStream: publish into a stream, one acknowledgement at a time or a window of 256 at once, the window
+# with or without a Nats-Msg-Id header on each message (what pub.py sends, so that a retry is stored once).
 PLAIN_JS_PUB = CONNECT + """
-async def main(mode, stream, count, data):
+async def main(mode, stream, count, data, replicas):
     nc = await connect()
     js = nc.jetstream()
-    await js.add_stream(name=stream, subjects=["my-subject"], storage="file")
+    await js.add_stream(name=stream, subjects=["my-subject"], storage="file", num_replicas=replicas)
     if mode == "sequential":
         for _ in range(count):
             await js.publish("my-subject", data)
-    else:
+    elif mode == "window":
         for start in range(0, count, 256):
             await asyncio.gather(*(js.publish("my-subject", data) for _ in range(min(256, count - start))))
+    else:
+        run = os.urandom(8).hex()
+        for start in range(0, count, 256):
+            await asyncio.gather(*(js.publish("my-subject", data, headers={"Nats-Msg-Id": f"{run}-{n}"})
+                                   for n in range(start, min(start + 256, count))))
     await nc.drain()
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode(), int(sys.argv[5])))
 """
 
 # JetStream: a durable pull consumer, fetching batches and acknowledging each message once printed.
@@ -226,6 +233,38 @@ class Bench:
         return proc
 
 
+class Cluster:
+    """A local three-node cluster (TLS, .creds, JetStream), like MnQ; `with` gives the environment to reach it."""
+
+    def __init__(self, state, size=3):
+        local_broker.mint(state, tls=True)
+        local_broker.cluster_confs(state, [local_broker.free_port() for _ in range(size)])
+        self.state, self.ports, self.nodes = state, [local_broker.free_port() for _ in range(size)], []
+
+    def __enter__(self):
+        for index, port in enumerate(self.ports, 1):
+            log = open(os.path.join(self.state, f"node-{index}.log"), "w")
+            self.nodes.append(subprocess.Popen(local_broker.node_command(self.state, index, port), stdout=log,
+                                               stderr=log))
+            log.close()
+        urls = [f"nats://127.0.0.1:{port}" for port in self.ports]
+        creds, ca = os.path.join(self.state, "user.creds"), os.path.join(self.state, "ca.pem")
+        try:
+            local_broker.wait_for_jetstream(urls, creds, ca)
+        except BaseException:
+            self.__exit__()
+            raise
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+        env.update(NATS_URL=",".join(urls), NATS_CREDS=creds, NATS_CA=ca)
+        return env
+
+    def __exit__(self, *exc):
+        for node in self.nodes:
+            node.terminate()
+        for node in self.nodes:
+            node.wait()
+
+
 def median_of(reps, contenders, measure):
     """Alternate the contenders rep after rep; return {name: [results]}."""
     results = {name: [] for name in contenders}
@@ -293,15 +332,22 @@ def one_shot(bench, reps):
             "rss_ratio": rss["pub.py"] / rss["plain"], "target": 1.15}
 
 
-def jetstream_publish(bench, count, reps):
-    plain = bench.script("plain_js_pub.py", PLAIN_JS_PUB)
+PLAIN_JS_PUBLISHERS = {
+    "plain sequential": ("sequential", "one `await js.publish` at a time"),
+    "plain window": ("window", "windows of 256 concurrent `js.publish`"),
+    "plain window, IDs": ("window-ids", "windows of 256, each message with a `Nats-Msg-Id`"),
+}
+
+
+def jetstream_publish(bench, count, reps, replicas=1, plain=tuple(PLAIN_JS_PUBLISHERS)):
+    """pub.py --stream against the plain publishers named in plain; replicas: of the plain ones' stream (pub.py
+    picks its own default: 3 on a cluster, 1 on a single server)."""
+    script = bench.script("plain_js_pub.py", PLAIN_JS_PUB)
     delete = bench.script("delete_streams.py", DELETE_STREAMS)
     body = "x" * 16
-    contenders = {
-        "pub.py": [PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "bench", "--count", str(count), body],
-        "plain sequential": [PYTHON, plain, "sequential", "bench", str(count), body],
-        "plain window": [PYTHON, plain, "window", "bench", str(count), body],
-    }
+    contenders = {"pub.py": [PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "bench", "--count", str(count), body]}
+    for name in plain:
+        contenders[name] = [PYTHON, script, PLAIN_JS_PUBLISHERS[name][0], "bench", str(count), body, str(replicas)]
 
     def measure(name, command):
         seconds = bench.run(command)
@@ -310,14 +356,14 @@ def jetstream_publish(bench, count, reps):
 
     times = median_of(reps, contenders, measure)
     rates = {name: count / statistics.median(t) for name, t in times.items()}
-    best = max(rates["plain sequential"], rates["plain window"])
-    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["pub.py"] / best,
-            "target": 0.90, "seconds": times}
+    best = max(rates[name] for name in plain)
+    return {"count": count, "body_bytes": 16, "replicas": replicas, "msgs_per_s": rates,
+            "ratio": rates["pub.py"] / best, "target": 0.90, "seconds": times}
 
 
 def jetstream_consume(bench, count, reps):
     plain = bench.script("plain_js_sub.py", PLAIN_JS_SUB)
-    bench.run([PYTHON, bench.script("plain_js_pub.py", PLAIN_JS_PUB), "window", "bench", str(count), "x" * 16])
+    bench.run([PYTHON, bench.script("plain_js_pub.py", PLAIN_JS_PUB), "window", "bench", str(count), "x" * 16, "1"])
     contenders = {
         "sub.py": lambda durable: [PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "bench", "--durable", durable,
                                    "--count", str(count)],
@@ -398,14 +444,15 @@ def table(results):
                 f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |")
     rows.append(f"| one-shot peak RSS (MiB) | {r['peak_rss_mib']['pub.py']:.1f} | {r['peak_rss_mib']['plain']:.1f} "
                 f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |")
-    r = results["jetstream_publish"]
-    best = max(r["msgs_per_s"]["plain sequential"], r["msgs_per_s"]["plain window"])
-    rows.append(f"| JetStream publish {r['count']:,} x 16 B (msg/s; plain: the faster of the two below) "
-                f"| {r['msgs_per_s']['pub.py']:,.0f} | {best:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
-    for name, how in (("plain sequential", "one `await js.publish` at a time"),
-                      ("plain window", "windows of 256 concurrent `js.publish`")):
-        rows.append(f"| JetStream publish, plain, {how} (msg/s) | | {r['msgs_per_s'][name]:,.0f} "
-                    f"| {r['msgs_per_s']['pub.py'] / r['msgs_per_s'][name]:.2f} | |")
+    for key, where in (("jetstream_publish", ""), ("jetstream_publish_cluster", ", 3-node cluster, R3 stream")):
+        r = results[key]
+        best = max(rate for name, rate in r["msgs_per_s"].items() if name != "pub.py")
+        rows.append(f"| JetStream publish {r['count']:,} x 16 B{where} (msg/s; plain: the fastest below) "
+                    f"| {r['msgs_per_s']['pub.py']:,.0f} | {best:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
+        for name, rate in r["msgs_per_s"].items():
+            if name != "pub.py":
+                rows.append(f"| JetStream publish{where}, plain, {PLAIN_JS_PUBLISHERS[name][1]} (msg/s) | | "
+                            f"{rate:,.0f} | {r['msgs_per_s']['pub.py'] / rate:.2f} | |")
     r = results["jetstream_consume"]
     rows.append(f"| JetStream consume {r['count']:,} x 16 B, durable (msg/s; lost {r['lost']['sub.py']} / "
                 f"{r['lost']['plain']}) | {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} "
@@ -457,6 +504,9 @@ def main():
             server.terminate()
             server.wait()
             log.close()
+        with Cluster(os.path.join(work, "cluster")) as env:
+            results["jetstream_publish_cluster"] = jetstream_publish(
+                Bench(work, env), count // 4, args.reps, replicas=3, plain=("plain window", "plain window, IDs"))
 
     print(table(results))
     if args.json:

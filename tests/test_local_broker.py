@@ -7,8 +7,9 @@ import socket
 import stat
 import subprocess
 
+import local_broker as local_broker_module
 import pytest
-from conftest import ROOT, Process, clean_env, free_port
+from conftest import PYTHON, ROOT, Process, clean_env, free_port
 from test_tutorial import TUTORIAL_MESSAGES
 
 
@@ -22,11 +23,11 @@ def local_broker(tmp_path):
     """start(*args, env=...) -> scripts/local-broker.sh running, its exports parsed; stopped after the test."""
     procs = []
 
-    def start(*args, **env):
+    def start(*args, ready="Server is ready", **env):
         proc = Process(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), *args],
                        env=clean_env(**env), cwd=str(tmp_path), merge_stderr=True)
         procs.append(proc)
-        proc.wait_for_line("Server is ready")
+        proc.wait_for_line(ready)
         proc.exports = dict(re.findall(r"^  export (NATS_\w+)=(.*)$", "\n".join(proc.lines), re.M))
         return proc
 
@@ -124,6 +125,78 @@ def test_local_broker_says_when_the_port_is_taken(broker, tmp_path):
     assert result.stderr.splitlines()[-1] == (
         f"local-broker: error: port {broker.port} on 127.0.0.1 is already in use; "
         "stop what uses it or pick another with --port")
+
+
+def processes_using(path):
+    """The PIDs of the running processes whose command line names path (Linux's /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def three_free_ports():
+    while True:
+        port = free_port()
+        if all(local_broker_module.port_is_free(port + i) for i in range(3)):
+            return port
+
+
+def test_local_broker_cluster_runs_three_nodes_that_give_streams_three_replicas_and_ctrl_c_stops_them_all(
+        local_broker, tmp_path, run):
+    port, state = three_free_ports(), tmp_path / "state"
+    cluster = local_broker("--cluster", "3", "--port", str(port), "--dir", str(state),
+                           ready="Stop the cluster with Ctrl+C.")
+
+    nodes = state / "cluster-tls"
+    assert cluster.exports == {
+        "NATS_URL": ",".join(f"nats://127.0.0.1:{port + i}" for i in range(3)),
+        "NATS_CREDS": str(nodes / "user.creds"),
+        "NATS_CA": str(nodes / "ca.pem"),
+    }
+    assert "JetStream is ready. In another terminal, run:" in cluster.lines
+    assert len(processes_using(str(nodes))) == 3
+    published = run("pub.py", "--stream", "orders", env=clean_env(**cluster.exports))
+    assert published.returncode == 0, published.stderr
+    replicas = subprocess.run([PYTHON, "-c", STREAM_REPLICAS], env=clean_env(**cluster.exports), capture_output=True,
+                              text=True, timeout=30)
+    assert replicas.stdout == "3 replicas\n", replicas.stderr
+
+    os.kill(int((nodes / "node-2.pid").read_text()), signal.SIGKILL)
+    cluster.wait_for_line("node-2 stopped (signal SIGKILL); starting it again in 3 s")
+    cluster.wait_for_line("node-2 started again")
+    cluster.signal(signal.SIGINT)
+
+    assert cluster.wait() == 0
+    assert cluster.lines[-1] == "Cluster stopped."
+    assert processes_using(str(nodes)) == []
+    assert not any(is_listening(port + i) for i in range(3))
+
+
+STREAM_REPLICAS = """
+import asyncio, os, ssl, nats
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"].split(","), user_credentials=os.environ["NATS_CREDS"],
+                            tls=ssl.create_default_context(cafile=os.environ["NATS_CA"]))
+    print((await nc.jetstream().stream_info("orders")).config.num_replicas, "replicas")
+    await nc.close()
+asyncio.run(main())
+"""
+
+
+def test_local_broker_cluster_needs_three_nodes_or_more(tmp_path):
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--cluster", "2",
+                             "--dir", str(tmp_path / "state")], env=clean_env(), capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == ("local-broker.sh: error: --cluster takes 3 to 9 nodes (JetStream needs "
+                                              "a majority of them up to elect leaders)")
 
 
 def demo(*args):
