@@ -96,23 +96,33 @@ async def publish_to_stream(nc, args, batch, stop):
         raise Failure(f"stream {args.stream} did not answer for {PATIENCE} s ({e or type(e).__name__}); "
                       "nothing was published") from None
     js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
-
-    async def store(number, data, headers):
-        headers = {**(headers or {}), "Nats-Msg-Id": f"{run}-{number}"}
-        return await outage.retry(lambda: js.publish(args.subject, data, headers=headers))
-
     confirmed = 0
     for start in range(0, len(batch), WINDOW):
         if stop.signal:
             break
+        window = [(data, {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
+                  for n, (data, headers) in enumerate(batch[start:start + WINDOW], start)]
+        sent = time.monotonic()
         # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
-        window = enumerate(batch[start:start + WINDOW], start)
-        acks = await asyncio.gather(*(store(n, data, headers) for n, (data, headers) in window), return_exceptions=True)
+        acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers) for data, headers in window),
+                                    return_exceptions=True)
+        await send_again_unanswered(js, args, window, acks, outage, sent)
         failed = [ack for ack in acks if isinstance(ack, Exception)]
         confirmed += len(acks) - len(failed)
         if failed and not stop.signal:
             raise Failure(not_all_stored(args, len(batch), confirmed, failed))
     return confirmed
+
+
+async def send_again_unanswered(js, args, window, acks, outage, sent):
+    """Send again, with the same IDs, the messages the stream did not answer; their acks replace the errors."""
+    again = [i for i, ack in enumerate(acks) if isinstance(ack, Exception) and unavailable(ack)]
+    if again:
+        outage.lost(acks[again[0]], sent)
+        retried = await asyncio.gather(*(outage.retry(lambda message=window[i]: js.publish(
+            args.subject, message[0], headers=message[1])) for i in again), return_exceptions=True)
+        for i, ack in zip(again, retried):
+            acks[i] = ack
 
 
 def not_all_stored(args, total, confirmed, failed):

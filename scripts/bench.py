@@ -506,7 +506,7 @@ def main():
             log.close()
         with Cluster(os.path.join(work, "cluster")) as env:
             results["jetstream_publish_cluster"] = jetstream_publish(
-                Bench(work, env), count // 4, args.reps, replicas=3, plain=("plain window", "plain window, IDs"))
+                Bench(work, env), count // 4, max(args.reps, 5), replicas=3, plain=("plain window", "plain window, IDs"))
 
     print(table(results))
     if args.json:
