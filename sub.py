@@ -139,11 +139,14 @@ async def pull(consumer, wanted, stop, repull):
     A long poll: the server answers as soon as a message comes, or after POLL seconds. MnQ counts each pull
     request as a message, so an idle sub.py sends one every POLL seconds rather than one a second."""
     repull.clear()
+    delivered = consumer.delivered
     fetch = asyncio.ensure_future(consumer.fetch(wanted, timeout=POLL))
     interrupted = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(repull.wait())]
     await asyncio.wait({fetch, *interrupted}, return_when=asyncio.FIRST_COMPLETED)
     for waiting in interrupted:
         waiting.cancel()
+    if not fetch.done() and consumer.delivered != delivered:
+        await asyncio.wait({fetch}, timeout=1)  # a batch is arriving: take it, to hand back what is not printed
     if not fetch.done():
         fetch.cancel()  # the pull request the server holds ends when it expires, or with the subscription
         return []
