@@ -6,8 +6,9 @@ measures, alternating the contenders, the median of several repetitions of:
   subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines
   one-shot    python3 pub.py              vs  python3 -c "import, connect, publish, drain"  (+ peak RSS)
   latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber  (p50, p99)
-  JetStream   pub.py --stream             vs  the fastest of sequential js.publish and windows of them, with and
-                                              without message IDs; and on a 3-node cluster, R3 stream, the windows
+  JetStream   pub.py --stream             vs  windows of 256 js.publish with a message ID each (the same work), and
+                                              for the record sequential js.publish and windows without IDs; and on
+                                              a 3-node cluster, R3 stream, the windows
               sub.py --stream --durable   vs  a pull consumer's fetch-and-ack loop printing the same lines
 """
 
@@ -356,9 +357,11 @@ def jetstream_publish(bench, count, reps, replicas=1, plain=tuple(PLAIN_JS_PUBLI
 
     times = median_of(reps, contenders, measure)
     rates = {name: count / statistics.median(t) for name, t in times.items()}
-    best = max(rates[name] for name in plain)
+    # The same work as pub.py: a message ID on each message, so that a message sent again is stored once.
+    same = max(rates[name] for name in plain if name.endswith("IDs"))
     return {"count": count, "body_bytes": 16, "replicas": replicas, "msgs_per_s": rates,
-            "ratio": rates["pub.py"] / best, "target": 0.90, "seconds": times}
+            "ratio": rates["pub.py"] / same, "target": 0.90,
+            "ratio_to_fastest": rates["pub.py"] / max(rates[name] for name in plain), "seconds": times}
 
 
 def jetstream_consume(bench, count, reps):
@@ -446,9 +449,10 @@ def table(results):
                 f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |")
     for key, where in (("jetstream_publish", ""), ("jetstream_publish_cluster", ", 3-node cluster, R3 stream")):
         r = results[key]
-        best = max(rate for name, rate in r["msgs_per_s"].items() if name != "pub.py")
-        rows.append(f"| JetStream publish {r['count']:,} x 16 B{where} (msg/s; plain: the fastest below) "
-                    f"| {r['msgs_per_s']['pub.py']:,.0f} | {best:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
+        same = r["msgs_per_s"]["plain window, IDs"]
+        rows.append(f"| JetStream publish {r['count']:,} x 16 B{where} (msg/s; plain: windows with message IDs, "
+                    f"the same work) | {r['msgs_per_s']['pub.py']:,.0f} | {same:,.0f} | {r['ratio']:.2f} "
+                    f"| >= {r['target']:.2f} |")
         for name, rate in r["msgs_per_s"].items():
             if name != "pub.py":
                 rows.append(f"| JetStream publish{where}, plain, {PLAIN_JS_PUBLISHERS[name][1]} (msg/s) | | "

@@ -41,6 +41,8 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):
     assert on_cluster["count"] == 5_000 and on_cluster["replicas"] == 3
     assert set(on_cluster["msgs_per_s"]) == {"pub.py", "plain window", "plain window, IDs"}
     assert "| JetStream publish 5,000 x 16 B, 3-node cluster, R3 stream" in result.stdout
+    for row in (js_publish, on_cluster):
+        assert row["ratio"] == row["msgs_per_s"]["pub.py"] / row["msgs_per_s"]["plain window, IDs"]
     js_consume = figures["jetstream_consume"]
     assert js_consume["lost"] == {"sub.py": 0, "plain": 0}
     assert set(js_consume["msgs_per_s"]) == {"sub.py", "plain"} and js_consume["ratio"] > 0
