@@ -117,13 +117,15 @@ async def stream_consumer(nc, args):
 async def read_stream(consumer, on_message, stop, repull, args):
     """Fetch messages in batches; print each, then acknowledge it, until stopped."""
     outage = Outage(f"consumer {args.durable} of stream {args.stream}" if args.durable else f"stream {args.stream}")
-    acknowledged = 0
+    acknowledged, backlog = 0, False
     while not stop.is_set():
         wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
         try:
-            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull))  # noqa: B023 (called at once)
+            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog))  # noqa: B023
         except nats.js.errors.Error as e:
             raise Failure(why_jetstream_failed(e, args)) from None
+        # Each message says how many more the consumer has for us: then the next pull is answered at once.
+        backlog = bool(messages) and messages[-1].metadata.num_pending > 0
         for msg in messages:
             if stop.is_set():
                 await msg.nak()  # fetched but not printed: the server hands it out again at once
@@ -133,8 +135,10 @@ async def read_stream(consumer, on_message, stop, repull, args):
             acknowledged += 1
 
 
-async def pull(consumer, wanted, stop, repull):
-    """Up to wanted messages; [] after POLL seconds without any, or once stop or repull is set.
+async def pull(consumer, wanted, stop, repull, backlog):
+    """Up to wanted messages; [] after POLL seconds without any, or once stop or repull is set (with a backlog,
+    the messages already on their way are taken then, to be handed back: cancelled, they would come back only
+    after the ack wait).
 
     A long poll: the server answers as soon as a message comes, or after POLL seconds. MnQ counts each pull
     request as a message, so an idle sub.py sends one every POLL seconds rather than one a second."""
@@ -145,8 +149,8 @@ async def pull(consumer, wanted, stop, repull):
     await asyncio.wait({fetch, *interrupted}, return_when=asyncio.FIRST_COMPLETED)
     for waiting in interrupted:
         waiting.cancel()
-    if not fetch.done() and consumer.delivered != delivered:
-        await asyncio.wait({fetch}, timeout=1)  # a batch is arriving: take it, to hand back what is not printed
+    if not fetch.done() and (backlog or consumer.delivered != delivered):
+        await asyncio.wait({fetch}, timeout=2)  # a batch is on its way: take it, to hand back what is not printed
     if not fetch.done():
         fetch.cancel()  # the pull request the server holds ends when it expires, or with the subscription
         return []
