@@ -183,16 +183,25 @@ def header(text):
 
 def parse_args():
     parser = add_connection_flags(argparse.ArgumentParser(prog="pub.py", description="Publish messages to NATS."))
-    parser.add_argument("message", nargs="?", help="the message (default: the tutorial's two messages)")
+    parser.add_argument("message", nargs="?",
+                        help="the message, one argument: quote one with spaces (default: the tutorial's two messages)")
+    parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # to say what to do with a second word
     parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
     parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
-                        help="add a header to MESSAGE; repeat for more")
+                        help="add a header to MESSAGE; repeat for more (each KEY once)")
     parser.add_argument("--stream", type=jetstream_name,
                         help="publish through JetStream into this stream (created if missing): the server "
                              "stores each message until it is read. A message the stream does not acknowledge (a "
                              f"leader election on a cluster) is sent again for up to {PATIENCE} s, stored once")
     add_replicas_flag(parser)
     args = parser.parse_args()
+    if args.more:
+        parser.error(f"MESSAGE is one argument, not {1 + len(args.more)}: quote a message with spaces, "
+                     f"as in \"{' '.join([args.message, *args.more])}\"")
+    keys = [key for key, _ in args.header]
+    if len(set(keys)) < len(keys):
+        parser.error(f"argument -H/--header: {next(k for k in keys if keys.count(k) > 1)} given twice: nats-py sends "
+                     "one value per header, so give each KEY once")
     if args.replicas and not args.stream:
         parser.error("--replicas needs --stream: it is the number of copies of a new stream")
     if args.header and args.message is None:
@@ -289,7 +298,11 @@ def read_creds(path):
         with open(path, encoding="utf-8") as f:  # reads Windows (CRLF) line endings as \n
             text = f.read()
     except OSError as e:
-        raise Failure(f"cannot read credentials file {path}: {e.strerror}; {get_one}", 2) from None
+        if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
+            get_one = ("NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
+                       "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh")
+        raise Failure(f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}",
+                      2) from None
     except UnicodeDecodeError:
         raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
@@ -461,6 +474,10 @@ async def ensure_stream(nc, args, outage):
                                                      num_replicas=args.replicas or default_replicas(nc)))
             return
         except nats.js.errors.BadRequestError as e:
+            if e.err_code == 10065:  # another stream captures this subject: a message is stored in one stream only
+                other = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
+                raise Failure(f"stream {other} already captures '{args.subject}'; use --stream {other}, "
+                              "or another --subject", 2) from None
             if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
                 raise
             info = await outage.retry(lambda: js.stream_info(args.stream))

@@ -23,9 +23,11 @@ import errno
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import ssl
+import stat
 import sys
 import threading
 import time
@@ -63,6 +65,7 @@ async def main(args):
         disconnected_cb=disconnected, reconnected_cb=reconnected, **options))
     print(f"Connected to NATS at {nc.connected_url.netloc}...")
     stop.catch_signals()  # from now on Ctrl+C and SIGTERM set stop; a second one exits at once
+    exit_when_reader_leaves()  # `sub.py | head`: ends once head has had its lines, even if no message comes
 
     received = 0
 
@@ -172,6 +175,25 @@ async def raise_if_deleted(consumer):
 
 
 POLL = 20  # seconds a pull request waits on the server for a message
+def exit_when_reader_leaves(every=0.5):
+    """When stdout is a pipe whose reader exits (| head), end as a Unix filter does, without waiting for a message
+    to write: the pipe's write end reports an error (Linux, macOS). Elsewhere the next message's write notices."""
+    try:
+        if not hasattr(select, "poll") or not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            return
+    except (OSError, ValueError, AttributeError):  # no stdout at all
+        return
+    watcher, loop = select.poll(), asyncio.get_running_loop()
+    watcher.register(sys.stdout.fileno(), 0)  # no events asked for: only errors and hang-ups are reported
+
+    def check():
+        if watcher.poll(0):
+            os._exit(0)
+        loop.call_later(every, check)
+
+    loop.call_later(every, check)
+
+
 BATCH = 256  # messages per fetch
 
 
@@ -308,7 +330,11 @@ def read_creds(path):
         with open(path, encoding="utf-8") as f:  # reads Windows (CRLF) line endings as \n
             text = f.read()
     except OSError as e:
-        raise Failure(f"cannot read credentials file {path}: {e.strerror}; {get_one}", 2) from None
+        if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
+            get_one = ("NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
+                       "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh")
+        raise Failure(f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}",
+                      2) from None
     except UnicodeDecodeError:
         raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
@@ -480,6 +506,10 @@ async def ensure_stream(nc, args, outage):
                                                      num_replicas=args.replicas or default_replicas(nc)))
             return
         except nats.js.errors.BadRequestError as e:
+            if e.err_code == 10065:  # another stream captures this subject: a message is stored in one stream only
+                other = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
+                raise Failure(f"stream {other} already captures '{args.subject}'; use --stream {other}, "
+                              "or another --subject", 2) from None
             if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
                 raise
             info = await outage.retry(lambda: js.stream_info(args.stream))

@@ -16,7 +16,7 @@ use_region nats-account.json
 
 confirm "Delete NATS account '$(jq -r '.name // "?"' nats-account.json)' ($account) and all its credentials?"
 ACCEPT_STATUS=404 scw_api DELETE "/nats-accounts/$account"
-rm -f nats-account.json nats-credentials.json nats.creds
+remove_files nats-account.json nats-credentials.json nats.creds
 done="Deleted NATS account $account"
 [ "$STATUS" != 404 ] || done="NATS account $account was not found in $REGION, so already deleted"
-echo "$done; removed nats-account.json, nats-credentials.json and nats.creds."
+echo "$done; $REMOVED."

@@ -15,7 +15,7 @@ use_region nats-credentials.json
 
 confirm "Delete NATS credentials '$(jq -r '.name // "?"' nats-credentials.json)' ($credentials)?"
 ACCEPT_STATUS=404 scw_api DELETE "/nats-credentials/$credentials"
-rm -f nats-credentials.json nats.creds
+remove_files nats-credentials.json nats.creds
 done="Deleted NATS credentials $credentials"
 [ "$STATUS" != 404 ] || done="NATS credentials $credentials was not found in $REGION, so already deleted"
-echo "$done; removed nats-credentials.json and nats.creds."
+echo "$done; $REMOVED."

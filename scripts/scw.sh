@@ -23,6 +23,24 @@ usage_error() {
   exit 2
 }
 
+# remove_files FILE...: remove those that exist; REMOVED says which ("removed a and b", or "no local files").
+remove_files() {
+  local file gone=()
+  for file in "$@"; do
+    if [ -e "$file" ]; then
+      rm -f "$file"
+      gone+=("$file")
+    fi
+  done
+  # shellcheck disable=SC2034  # REMOVED is read by the script that sourced this file
+  case ${#gone[@]} in
+    0) REMOVED="no local file to remove" ;;
+    1) REMOVED="removed ${gone[0]}" ;;
+    2) REMOVED="removed ${gone[0]} and ${gone[1]}" ;;
+    *) REMOVED="removed ${gone[0]}, ${gone[1]} and ${gone[2]}" ;;
+  esac
+}
+
 # scw_setup: check the tools and the secret key.
 scw_setup() {
   local tool

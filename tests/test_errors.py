@@ -5,7 +5,7 @@ import shutil
 import socket
 
 import pytest
-from conftest import Broker
+from conftest import Broker, clean_env
 
 BOTH = pytest.mark.parametrize("script", ["pub.py", "sub.py"])
 GET_ONE = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
@@ -27,10 +27,20 @@ def seed_block(creds):
 
 
 @BOTH
-def test_a_missing_creds_file_is_named_with_how_to_get_one(script, broker, run):
+def test_a_missing_creds_file_is_named_with_the_flag_and_variable_and_how_to_get_one(script, broker, run):
     result = run(script, env=broker.env(NATS_CREDS="/nonexistent/nats.creds"))
-    assert_error(result, 2, f"{script}: error: cannot read credentials file /nonexistent/nats.creds: "
-                            f"No such file or directory; {GET_ONE}")
+    assert_error(result, 2, f"{script}: error: cannot read credentials file /nonexistent/nats.creds (--creds or "
+                            f"NATS_CREDS): No such file or directory; {GET_ONE}")
+
+
+@BOTH
+def test_a_terminal_where_the_local_brokers_exports_were_not_pasted_is_told_so(script, run):
+    result = run(script, env=clean_env())
+
+    assert_error(result, 2, f"{script}: error: cannot read credentials file nats.creds (--creds or NATS_CREDS): "
+                            "No such file or directory; NATS_URL and NATS_CREDS are not set in this terminal: for "
+                            "the local broker, paste the three export lines it printed; for Scaleway, get a file "
+                            "with scripts/create-credentials.sh")
 
 
 @BOTH

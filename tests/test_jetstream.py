@@ -419,3 +419,13 @@ def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirme
     assert confirmed + unconfirmed + unsent == 2000000
     assert "Published" not in "\n".join(pub.lines)
     assert confirmed <= js_call(broker, stored) <= confirmed + unconfirmed
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_a_subject_another_stream_captures_names_that_stream(script, broker, run):
+    assert run("pub.py", "--stream", "orders", "--subject", "orders.new", "x", env=broker.env()).returncode == 0
+
+    result = run(script, "--stream", "big", "--subject", "orders.new", env=broker.env())
+
+    assert_error(result, 2, f"{script}: error: stream orders already captures 'orders.new'; use --stream orders, "
+                            "or another --subject")

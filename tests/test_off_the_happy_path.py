@@ -3,6 +3,7 @@
 import asyncio
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,25 @@ def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
 
     assert out.splitlines()[3:] == ["Subscription OK", "Received a message on 'my-subject': x", "Headers maybe: None"]
     assert err == "", "no traceback, no warning"
+    assert pipeline.returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(select, "poll"), reason="a closed pipe is noticed without writing where poll() is")
+def test_sub_piped_into_head_ends_when_head_exits_even_if_no_message_comes(broker, workdir):
+    pipeline = subprocess.Popen(f"'{PYTHON}' '{script('sub.py')}' | head -n 4", shell=True, env=broker.env(),
+                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        out, err = pipeline.communicate(timeout=10)  # no message is ever published
+    finally:
+        try:
+            os.killpg(pipeline.pid, signal.SIGKILL)  # the pipeline's sub.py, if it is still there
+        except ProcessLookupError:
+            pass
+
+    assert out.splitlines() == ["Connection", f"Connected to NATS at 127.0.0.1:{broker.port}...", "Subscribing",
+                                "Subscription OK"]
+    assert err == ""
     assert pipeline.returncode == 0
 
 

@@ -372,6 +372,18 @@ def test_delete_account_with_yes_deletes_it_and_removes_the_local_files(scw, api
     assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/fr-par/nats-accounts/{account}")
     assert api.accounts == {}
     assert files(workdir) == []
+    assert result.stdout.splitlines()[-1] == (f"Deleted NATS account {account}; removed nats-account.json, "
+                                              "nats-credentials.json and nats.creds.")
+
+
+def test_delete_account_names_only_the_local_files_it_removed(scw, api, workdir):
+    assert scw("create-account.sh").returncode == 0
+    [account] = api.accounts
+
+    result = scw("delete-account.sh", "--yes")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"Deleted NATS account {account}; removed nats-account.json."
 
 
 @pytest.mark.parametrize("script, saved, what, collection", [
