@@ -194,6 +194,9 @@ def test_a_publish_to_an_allowed_subject_succeeds_with_the_same_creds(broker, ru
     ("pub.py", ["-H", "Example=True"], "-H needs a MESSAGE to go with"),
     ("pub.py", ["--timeout", "-1"], "argument --timeout: must be a positive number, not '-1'"),
     ("pub.py", ["--bogus"], "unrecognized arguments: --bogus"),
+    ("pub.py", ["hello", "world"], 'MESSAGE is one argument, not 2: quote a message with spaces, as in "hello world"'),
+    ("pub.py", ["-H", "Kind=a", "-H", "Kind=b", "x"], "argument -H/--header: Kind given twice: nats-py sends one "
+                                                      "value per header, so give each KEY once"),
     ("sub.py", ["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_bad_flags_are_a_usage_error(script, args, message, run):

@@ -4,12 +4,13 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import time
 from collections import Counter
 
 import nats
 import pytest
-from conftest import ROOT
+from conftest import PYTHON, ROOT
 
 TUTORIAL_MESSAGES = [
     "Received a message on 'my-subject': This is a simple message with some datas",
@@ -211,3 +212,30 @@ def publish_numbered(broker, count):
         await nc.drain()
 
     asyncio.run(publish())
+
+
+# The README's idea in plain nats-py: two programs to copy, run as written
+
+def readme_program(name):
+    text = open(os.path.join(ROOT, "README.md")).read()
+    return re.search(r"```python\n(.*?)```", text[text.index(f"(`{name}`)"):], re.S).group(1)
+
+
+def test_the_plain_nats_py_programs_of_the_readme_run_as_written_quietly_over_tls(tls_broker, spawn, tmp_path):
+    programs = {name: tmp_path / name for name in ("publisher.py", "subscriber.py")}
+    for name, path in programs.items():
+        path.write_text(readme_program(name))
+    assert len(programs["publisher.py"].read_text().splitlines()) <= 25
+    assert len(programs["subscriber.py"].read_text().splitlines()) <= 30
+    sub = spawn([PYTHON, str(programs["subscriber.py"])], env=tls_broker.env())
+    sub.wait_for_line("Subscription OK")
+
+    pub = subprocess.run([PYTHON, str(programs["publisher.py"])], env=tls_broker.env(), capture_output=True,
+                         text=True, timeout=30)
+
+    assert (pub.returncode, pub.stdout, pub.stderr) == (0, "Published 2 messages\n", "")
+    sub.wait_for_line(TUTORIAL_MESSAGES[-1])
+    sub.signal(signal.SIGINT)
+    assert sub.wait() == 0
+    assert sub.lines == ["Subscription OK", *TUTORIAL_MESSAGES]
+    assert sub.stderr == ""
