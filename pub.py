@@ -222,7 +222,7 @@ GRACE = 5  # seconds that stopping may take after Ctrl+C, before the script exit
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env = os.environ.get
-    parser.add_argument("-s", "--server", type=utf8, default=env("NATS_URL") or SCALEWAY_FR_PAR,
+    parser.add_argument("-s", "--server", type=nats_urls, default=env("NATS_URL") or SCALEWAY_FR_PAR,
                         help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)")
     parser.add_argument("--creds", default=env("NATS_CREDS") or "nats.creds",
                         help="credentials file (env NATS_CREDS; default: nats.creds)")
@@ -296,7 +296,7 @@ def read_creds(path):
     get_one = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
     try:
         with open(path, encoding="utf-8") as f:  # reads Windows (CRLF) line endings as \n
-            text = f.read()
+            text = f.read(CREDS_LIMIT + 1)  # a real one is under 2 KB: never read a huge file (or /dev/zero) whole
     except OSError as e:
         if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
             get_one = ("NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
@@ -305,10 +305,16 @@ def read_creds(path):
                       2) from None
     except UnicodeDecodeError:
         raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
+    if len(text) > CREDS_LIMIT:
+        raise Failure(f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); "
+                      f"{get_one}", 2)
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
         if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
             raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
     return RawCredentials(text)
+
+
+CREDS_LIMIT = 64 * 1024  # characters
 
 
 def tls_context(cafile):
@@ -435,6 +441,17 @@ def subject(text):
     if not all(token and not re.search(r"[\s\x00-\x1f\x7f]", token) for token in tokens) or ">" in tokens[:-1]:
         raise argparse.ArgumentTypeError(f"not a valid subject: {text!r} (tokens between single dots, "
                                          "no spaces; > only as the last token)")
+    return text
+
+
+def nats_urls(text):
+    """nats:// and tls:// URLs, comma-separated: nats-py would take http:// for a host named http, and try ws://
+    for the whole --timeout before saying it cannot."""
+    for url in utf8(text).split(","):
+        scheme = url.split("://")[0].lower() if "://" in url else "nats"
+        if scheme not in ("nats", "tls"):
+            raise argparse.ArgumentTypeError(f"{url!r} (from -s or NATS_URL): {scheme}:// is not supported here; "
+                                             "use nats://HOST:PORT or tls://HOST:PORT")
     return text
 
 

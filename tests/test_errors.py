@@ -246,3 +246,22 @@ def test_a_certificate_for_another_host_name_is_a_mismatch(make_broker, run):
     assert_error(result, 1, f"pub.py: error: certificate verification failed for {broker.url}: "
                             "IP address mismatch, certificate is not valid for '127.0.0.1'.; "
                             "connect with a host name the certificate was issued for")
+
+
+@BOTH
+def test_a_huge_creds_file_is_refused_without_reading_it_whole(script, run):
+    result = run(script, "--creds", "/dev/zero", "-s", "nats://127.0.0.1:1", env=clean_env())
+
+    assert_error(result, 2, f"{script}: error: credentials file /dev/zero is too large for a creds file (over 64 KB); "
+                            f"{GET_ONE}")
+
+
+@BOTH
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:8080", "wss://127.0.0.1:443", "http://127.0.0.1:4222"])
+def test_a_url_that_is_not_nats_is_refused_at_once_naming_the_schemes_that_work(script, url, run):
+    result = run(script, "-s", f"nats://127.0.0.1:4222,{url}", env=clean_env())
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"{script}: error: argument -s/--server: '{url}' (from -s or NATS_URL): {url.split(':')[0]}:// is not "
+        "supported here; use nats://HOST:PORT or tls://HOST:PORT")

@@ -444,3 +444,26 @@ def test_a_subject_another_stream_captures_names_that_stream(script, broker, run
 
     assert_error(result, 2, f"{script}: error: stream orders already captures 'orders.new'; use --stream orders, "
                             "or another --subject")
+
+
+def test_a_durable_consumer_made_for_another_subject_is_an_error_that_names_its_subject(broker, run):
+    async def two_subjects(js):
+        await js.add_stream(name="fs", subjects=["fs.>"], storage="file")
+        await js.publish("fs.a", b"for a")
+        await js.publish("fs.b", b"for b")
+
+    js_call(broker, two_subjects)
+    first = run("sub.py", "--stream", "fs", "--subject", "fs.a", "--durable", "D", "--count", "1", env=broker.env())
+    assert first.returncode == 0, first.stderr
+
+    result = run("sub.py", "--stream", "fs", "--subject", "fs.b", "--durable", "D", env=broker.env())
+
+    assert_error(result, 2, "sub.py: error: consumer D of stream fs reads 'fs.a', not 'fs.b'; use --subject fs.a, "
+                            "or another --durable")
+    assert "Received" not in result.stdout
+
+    async def pending(js):
+        info = await js.consumer_info("fs", "D")
+        return info.num_pending, info.num_ack_pending
+
+    assert js_call(broker, pending) == (0, 0), "nothing handed out or acknowledged"
