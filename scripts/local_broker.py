@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -90,13 +91,31 @@ def user_creds(account_seed, name="user", deny_publish=()):
     return CREDS_TEMPLATE.format(jwt=jwt, seed=user_kp.seed.decode())
 
 
-def write_private(path, text):
-    """Write a secret: mode 0600 from the first byte, complete or not at all."""
+def write_private(path, text, mode=0o600):
+    """Write a file (a secret by default): its mode from the first byte, complete or not at all."""
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if os.path.lexists(tmp):  # left by an interrupted run, with whatever mode it had
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)  # whatever the umask
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+PUBLIC = ("ca.pem", "server-cert.pem")  # what clients may read; everything else in the folder is a secret
+
+
+def tighten(state_dir):
+    """Modes whatever the umask and whatever an older run left: the folder 0700, the certificates 0644, the
+    rest 0600. Nobody else may read a secret, or swap the CA the clients trust."""
+    os.chmod(state_dir, 0o700)
+    for entry in os.scandir(state_dir):
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(entry.path, 0o700)
+        elif entry.is_file(follow_symlinks=False):
+            os.chmod(entry.path, 0o644 if entry.name in PUBLIC else 0o600)
 
 
 def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JETSTREAM):
@@ -107,6 +126,7 @@ def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JE
     state_dir/jetstream, within the APP account's jetstream limits (None: no JetStream for it).
     """
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    tighten(state_dir)
     operator = new_key(nkeys.PREFIX_BYTE_OPERATOR)
     sys_account = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
     app_account = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
@@ -137,8 +157,8 @@ def write_tls_files(state_dir, names):
 
     ca = trustme.CA()
     cert = ca.issue_cert(*names)
-    ca.cert_pem.write_to_path(os.path.join(state_dir, "ca.pem"))
-    cert.cert_chain_pems[0].write_to_path(os.path.join(state_dir, "server-cert.pem"))
+    write_private(os.path.join(state_dir, "ca.pem"), ca.cert_pem.bytes().decode(), mode=0o644)
+    write_private(os.path.join(state_dir, "server-cert.pem"), cert.cert_chain_pems[0].bytes().decode(), mode=0o644)
     write_private(os.path.join(state_dir, "server-key.pem"), cert.private_key_pem.bytes().decode())
     return [
         "tls {",
@@ -254,14 +274,21 @@ def main():
 
     kind = "plain" if args.no_tls else "tls"
     state_dir = os.path.abspath(os.path.join(args.dir, f"cluster-{kind}" if args.cluster else kind))
+    if re.search(r'["\\\n\r]', state_dir):  # nats-server's configuration quotes paths, without escapes
+        parser.error(f"--dir {state_dir!r}: a path with a double quote, a backslash or a line break cannot be "
+                     "written in nats-server's configuration; pick another")
     ports = [args.port + i for i in range(args.cluster or 1)]
     for port in ports:
         if not port_is_free(port):
             parser.exit(2, f"local-broker: error: port {port} on 127.0.0.1 is already in use; "
                            f"stop what uses it or pick another with --port\n")
+    if not os.path.exists(args.dir):  # a folder of our own (not one of the user's, such as /tmp): private too
+        os.makedirs(args.dir)
+        os.chmod(args.dir, 0o700)
     conf = os.path.join(state_dir, "server.conf")
     if not os.path.exists(conf) or "jetstream" not in open(conf).read():  # none yet, or from before JetStream
         mint(state_dir, tls=not args.no_tls)
+    tighten(state_dir)
     if args.cluster:
         return run_cluster(state_dir, ports, tls=not args.no_tls)
     print_exports("Local NATS broker on 127.0.0.1.", state_dir, ports, tls=not args.no_tls)

@@ -239,3 +239,40 @@ def test_demo_has_a_usage_line():
     result = subprocess.run(["bash", os.path.join(ROOT, "scripts/demo.sh"), "--help"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == "usage: bash scripts/demo.sh\n"
+
+
+def test_local_broker_files_have_safe_modes_whatever_the_umask_and_whatever_was_left(tmp_path):
+    state = tmp_path / "state"
+    (state / "tls").mkdir(parents=True, mode=0o755)
+    (state / "tls").chmod(0o755)  # an existing folder, readable by all
+    (state / "tls" / "user.creds.tmp").write_text("left by an interrupted run")
+    (state / "tls" / "user.creds.tmp").chmod(0o644)
+    port = free_port()
+    broker = Process(["bash", "-c", f"umask 000; exec bash '{ROOT}/scripts/local-broker.sh' --port {port} "
+                                    f"--dir '{state}'"], env=clean_env(), cwd=str(tmp_path), merge_stderr=True)
+    try:
+        broker.wait_for_line("Server is ready")
+    finally:
+        broker.kill()
+
+    tls = state / "tls"
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tls.iterdir()}
+    assert stat.S_IMODE(tls.stat().st_mode) == 0o700
+    assert modes["ca.pem"] == modes["server-cert.pem"] == 0o644
+    for secret in ("user.creds", "app-account.seed", "server-key.pem", "server.conf"):
+        assert modes[secret] == 0o600, secret
+    assert all(mode & 0o022 == 0 for mode in modes.values()), modes
+
+
+def test_local_broker_dir_with_spaces_works_and_one_with_a_quote_is_refused_before_anything_is_printed(
+        local_broker, tmp_path, run):
+    spaced = local_broker("--port", str(free_port()), "--dir", str(tmp_path / "my broker"))
+    assert run("pub.py", env=clean_env(**spaced.exports)).returncode == 0
+
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--dir", str(tmp_path / 'a"b')],
+                            env=clean_env(), capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1].startswith("local-broker.sh: error: --dir ")
+    assert "cannot be written in nats-server's configuration" in result.stderr
