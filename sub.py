@@ -17,28 +17,31 @@ Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsc
 --timeout, --subject. Run `python3 sub.py --help` for all of them.
 """
 
-import argparse
-import asyncio
-import errno
-import logging
-import os
-import re
-import select
-import signal
-import socket
-import ssl
-import stat
 import sys
-import threading
-import time
 
-try:
+try:  # Ctrl+C while Python loads these ends the script quietly (130), as at any other moment
+    import argparse
+    import asyncio
+    import errno
+    import logging
+    import os
+    import re
+    import select
+    import signal
+    import socket
+    import ssl
+    import stat
+    import threading
+    import time
+
     import nats
     import nkeys  # noqa: F401  (nats-py signs in with a .creds file through it)
     from nats.aio.client import RawCredentials
 except ImportError as missing:
     sys.exit(f"sub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
              f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'")
+except KeyboardInterrupt:
+    sys.exit(130)
 
 
 async def main(args):

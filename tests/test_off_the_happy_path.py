@@ -415,3 +415,26 @@ def test_venv_sh_finds_the_interpreter_of_a_windows_venv(tmp_path):
     venv = tmp_path / ".venv"
     assert result.stdout.split() == [str(venv / "Scripts" / "python.exe"), str(venv / "Scripts")]
     assert not (venv / "bin").exists(), "it made a second venv"
+
+
+CTRL_C_WHILE_NATS_LOADS = """
+import os, signal, sys
+
+class CtrlC:  # the user presses Ctrl+C while Python loads nats-py
+    def find_spec(self, name, path=None, target=None):
+        if name == "nats":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_ctrl_c_while_python_loads_nats_py_exits_130_without_a_traceback(script, tmp_path, run):
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(CTRL_C_WHILE_NATS_LOADS)
+
+    result = run(script, env=clean_env(PYTHONPATH=str(tmp_path / "hook")))
+
+    assert (result.returncode, result.stdout, result.stderr) == (130, "", "")
