@@ -221,7 +221,9 @@ def show(msg):
     a line, or send the terminal commands."""
     try:
         print(f"Received a message on '{escaped(msg.subject)}': {escaped(msg.data.decode(errors='backslashreplace'))}")
-        print(f"Headers maybe: {msg.headers}", flush=True)
+        # Keys as plain strings: nats-py gives a server's status description as an enum member (Header.DESCRIPTION).
+        headers = {getattr(key, "value", key): value for key, value in msg.headers.items()} if msg.headers else None
+        print(f"Headers maybe: {headers}", flush=True)
     except OSError as e:
         output_failed(e)
 

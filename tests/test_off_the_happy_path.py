@@ -438,3 +438,22 @@ def test_ctrl_c_while_python_loads_nats_py_exits_130_without_a_traceback(script,
     result = run(script, env=clean_env(PYTHONPATH=str(tmp_path / "hook")))
 
     assert (result.returncode, result.stdout, result.stderr) == (130, "", "")
+
+
+def test_header_keys_print_as_plain_strings_even_for_a_status_line(broker, start):
+    sub = start("sub.py", "--count", "1", env=broker.env())
+    sub.wait_for_line("Subscription OK")
+
+    async def status_message():  # a header block with a status line, as servers send: NATS/1.0 503 Oops
+        nc = await nats.connect(broker.url, user_credentials=broker.creds)
+        header = bytearray(b"NATS/1.0 503 Oops\r\nKind: test\r\n\r\n")
+        await nc._send_command(nats.protocol.command.hpub_cmd("my-subject", "", header, b"x"))
+        await nc.flush()
+        await nc.close()
+
+    asyncio.run(status_message())
+
+    assert sub.wait() == 0
+    headers = sub.lines[sub.lines.index("Received a message on 'my-subject': x") + 1]
+    assert "<Header" not in headers and headers.startswith("Headers maybe: {"), headers
+    assert "'Description': 'Oops'" in headers, headers
