@@ -22,6 +22,7 @@ try:  # Ctrl+C while Python loads these ends the script quietly (130), as at any
     import argparse
     import asyncio
     import errno
+    import itertools
     import logging
     import os
     import re
@@ -48,16 +49,17 @@ async def main(args):
     # of this file) adds TLS, reconnection and error handling.
     options, connected = connection_options(args, on_error=reported.append)
     nc = await connected(nats.connect(args.server.split(","), user_credentials=read_creds(args.creds), **options))
-    print(f"Connected to NATS at {nc.connected_url.netloc}...")
     stop = Stop()
     stop.catch_signals()  # Ctrl+C stops publishing
+    print(f"Connected to NATS at {nc.connected_url.netloc}...")
 
     check_size(args, nc)
-    batch = messages(args) * args.count
+    total = len(messages(args)) * args.count
+    batch = repeated(messages(args), args.count)
     sent = 0
     try:
         if args.stream:
-            sent = await publish_to_stream(nc, args, batch, stop)  # JetStream: see below
+            sent = await publish_to_stream(nc, args, batch, total, stop)  # JetStream: see below
         else:
             for data, headers in batch:
                 if stop.signal:
@@ -77,13 +79,13 @@ async def main(args):
     check_reported(args, reported)
     where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
-        raise Failure(f"interrupted: {sent} of {len(batch)} messages published to {where} "
+        raise Failure(f"interrupted: {sent} of {total} messages published to {where} "
                       f"and confirmed by the server; the others were not {'confirmed' if args.stream else 'sent'}",
                       128 + stop.signal)
-    print(f"Published {len(batch)} message{'s' * (len(batch) != 1)} to {where}")
+    print(f"Published {total} message{'s' * (total != 1)} to {where}")
 
 
-async def publish_to_stream(nc, args, batch, stop):
+async def publish_to_stream(nc, args, batch, total, stop):
     """JetStream: the server stores each message in the stream, then acknowledges it (a PubAck).
 
     While the stream has no leader (an election on a cluster), a message is sent again until it is acknowledged,
@@ -100,11 +102,11 @@ async def publish_to_stream(nc, args, batch, stop):
                       "nothing was published") from None
     js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
     confirmed = 0
-    for start in range(0, len(batch), WINDOW):
+    for start in range(0, total, WINDOW):
         if stop.signal:
             break
         window = [(data, {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
-                  for n, (data, headers) in enumerate(batch[start:start + WINDOW], start)]
+                  for n, (data, headers) in enumerate(itertools.islice(batch, WINDOW), start)]
         sent = time.monotonic()
         # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
         acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers) for data, headers in window),
@@ -113,7 +115,7 @@ async def publish_to_stream(nc, args, batch, stop):
         failed = [ack for ack in acks if isinstance(ack, Exception)]
         confirmed += len(acks) - len(failed)
         if failed and not stop.signal:
-            raise Failure(not_all_stored(args, len(batch), confirmed, failed))
+            raise Failure(not_all_stored(args, total, confirmed, failed))
     return confirmed
 
 
@@ -154,6 +156,14 @@ def messages(args):
         (b"This is a simple message with some datas", None),
         (b"This is still a simple message but with some headers inside", {"Example": "True", "RandomHeaders": "True"}),
     ]
+
+
+def repeated(items, count):
+    """items, count times over, made one at a time: any --count costs no memory."""
+    done = 0
+    while done < count:
+        yield from items
+        done += 1
 
 
 def check_size(args, nc):

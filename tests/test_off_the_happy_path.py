@@ -457,3 +457,14 @@ def test_header_keys_print_as_plain_strings_even_for_a_status_line(broker, start
     headers = sub.lines[sub.lines.index("Received a message on 'my-subject': x") + 1]
     assert "<Header" not in headers and headers.startswith("Headers maybe: {"), headers
     assert "'Description': 'Oops'" in headers, headers
+
+
+def test_any_count_works_without_building_the_batch_and_ctrl_c_gives_the_usual_count(broker, start):
+    pub = start("pub.py", "--count", "99999999999999999999", "x", env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+
+    pub.signal(signal.SIGINT)
+
+    assert pub.wait() == 130
+    assert re.fullmatch(r"pub\.py: error: interrupted: \d+ of 99999999999999999999 messages published to "
+                        r"'my-subject' and confirmed by the server; the others were not sent\n", pub.stderr), pub.stderr
