@@ -55,7 +55,7 @@ async def main(args):
             print("Disconnected from NATS, reconnecting...", flush=True)
 
     async def reconnected():
-        print(f"Reconnected to NATS at {nc.connected_url.netloc}", flush=True)
+        print(f"Reconnected to NATS at {address(nc)}", flush=True)
         repull.set()  # a pull request (--stream) waits on the server it was sent to: send a new one
         if not args.stream:  # a stream kept them; core NATS keeps nothing for a subscriber that is away
             warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
@@ -66,7 +66,7 @@ async def main(args):
     nc = await connected(nats.connect(
         args.server.split(","), user_credentials=read_creds(args.creds),
         disconnected_cb=disconnected, reconnected_cb=reconnected, **options))
-    print(f"Connected to NATS at {nc.connected_url.netloc}...")
+    print(f"Connected to NATS at {address(nc)}...")
     stop.catch_signals()  # from now on Ctrl+C and SIGTERM set stop; a second one exits at once
     exit_when_reader_leaves()  # `sub.py | head`: ends once head has had its lines, even if no message comes
 
@@ -228,13 +228,6 @@ def show(msg):
         output_failed(e)
 
 
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def escaped(text):
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
 def queue_name(text):
     if re.search(r"[\s\x00-\x1f\x7f]", utf8(text)):
         raise argparse.ArgumentTypeError(f"not a valid queue group name: {text!r} (no spaces)")
@@ -379,7 +372,7 @@ def tls_context(cafile):
 
 
 def why_not_connected(e, attempts, args):
-    where, check = args.server, "check --server or NATS_URL"
+    where, check = shown(args.server), "check --server or NATS_URL"
     if isinstance(e, ssl.SSLCertVerificationError):
         fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
                else "if the server uses a private CA, give it with --tlsca or NATS_CA")
@@ -463,7 +456,7 @@ def run(main, args):
         asyncio.run(main(args))
         sys.stdout.flush()
     except Failure as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {escaped(str(e))}", file=sys.stderr)
         sys.exit(e.code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -485,7 +478,29 @@ def output_failed(e):
 
 
 def warn(text):
-    print(f"{PROG}: warning: {text}", file=sys.stderr, flush=True)
+    print(f"{PROG}: warning: {escaped(str(text))}", file=sys.stderr, flush=True)
+
+
+# Control characters, line breaks and Unicode format characters (Cf: zero-width, bidirectional marks), shown
+# \-escaped: text from the network or the command line cannot fake a line, reorder one, or command the terminal.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+                     "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+                     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+                     "\U000e0001\U000e0020-\U000e007f]")
+
+
+def escaped(text):
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def shown(urls):
+    """URLs as they may be printed: without a user:password@ in them."""
+    return escaped(re.sub(r"(?<=//)[^/@,]*@", "***@", urls))
+
+
+def address(nc):
+    """host:port of the server nc is connected to (it may be one the cluster announced)."""
+    return escaped(f"{nc.connected_url.hostname}:{nc.connected_url.port}")
 
 
 def subject(text):
@@ -503,8 +518,8 @@ def nats_urls(text):
     for url in utf8(text).split(","):
         scheme = url.split("://")[0].lower() if "://" in url else "nats"
         if scheme not in ("nats", "tls"):
-            raise argparse.ArgumentTypeError(f"{url!r} (from -s or NATS_URL): {scheme}:// is not supported here; "
-                                             "use nats://HOST:PORT or tls://HOST:PORT")
+            raise argparse.ArgumentTypeError(f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
+                                             "here; use nats://HOST:PORT or tls://HOST:PORT")
     return text
 
 
@@ -633,7 +648,8 @@ def captures(pattern, subject):
 
 def why_jetstream_failed(e, args):
     if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
-        return f"JetStream is not enabled for this account at {args.server}; publish and subscribe without --stream"
+        return (f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe "
+                "without --stream")
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"
     return f"stream {args.stream}: {e or type(e).__name__}"

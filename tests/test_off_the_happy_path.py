@@ -6,14 +6,16 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import local_broker
 import nats
 import pytest
-from conftest import PYTHON, ROOT, clean_env
+from conftest import PYTHON, ROOT, clean_env, free_port
 from test_tutorial import LOST_WHILE_AWAY, TUTORIAL_MESSAGES, subscribed
 
 GRACE = 5  # the scripts' GRACE: seconds that stopping may take after Ctrl+C
@@ -468,3 +470,74 @@ def test_any_count_works_without_building_the_batch_and_ctrl_c_gives_the_usual_c
     assert pub.wait() == 130
     assert re.fullmatch(r"pub\.py: error: interrupted: \d+ of 99999999999999999999 messages published to "
                         r"'my-subject' and confirmed by the server; the others were not sent\n", pub.stderr), pub.stderr
+
+
+# Secrets and other people's text
+
+def test_a_password_in_the_url_is_never_printed(broker, run, start):
+    secret = f"nats://alice:s3cretPW@127.0.0.1:{broker.port}"
+    sub = start("sub.py", "-s", secret, env=broker.env())
+    sub.wait_for_line("Subscription OK")
+    refused = run("pub.py", "-s", f"nats://alice:s3cretPW@127.0.0.1:{free_port()}", env=broker.env())
+    sub.signal(signal.SIGINT)
+    assert sub.wait() == 0
+
+    assert sub.lines[1] == f"Connected to NATS at 127.0.0.1:{broker.port}..."
+    assert refused.returncode == 1
+    assert "nats://***@127.0.0.1:" in refused.stderr
+    assert "s3cretPW" not in "\n".join(sub.lines) + sub.stderr + refused.stdout + refused.stderr
+
+
+@pytest.fixture
+def hostile_server():
+    """hostile_server(reply) -> URL of a server on 127.0.0.1 that says hello as NATS does, then answers each
+    CONNECT with reply; closed after the test."""
+    listeners = []
+
+    def serve(listener, reply):
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.sendall(b'INFO {"server_id":"x","version":"2.10.0","max_payload":1048576,"headers":true}\r\n')
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    def start(reply):
+        listeners.append(socket.create_server(("127.0.0.1", 0)))
+        threading.Thread(target=serve, args=(listeners[-1], reply), daemon=True).start()
+        return f"nats://127.0.0.1:{listeners[-1].getsockname()[1]}"
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_a_servers_error_text_reaches_the_terminal_escaped(script, broker, run, hostile_server):
+    url = hostile_server(b"-ERR '\x1b[31mEVIL\x1b]0;pwned\x07\xe2\x80\x8b'\r\n")
+
+    result = run(script, "-s", url, "--timeout", "3", env=broker.env())
+
+    assert result.returncode == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr and "\u200b" not in result.stderr
+    assert "\\x1b[31mEVIL\\x1b]0;pwned\\x07\\u200b" in result.stderr, result.stderr
+
+
+def test_paths_are_echoed_escaped(run):
+    result = run("pub.py", "--creds", "/nonexistent/\x1b[2Jcreds\u202e", env=clean_env(NATS_URL="nats://127.0.0.1:1"))
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("pub.py: error: cannot read credentials file /nonexistent/\\x1b[2Jcreds\\u202e ")
+
+
+def test_payloads_escape_unicode_format_characters_too(broker, run, start):
+    sub = start("sub.py", "--count", "1", env=broker.env())
+    sub.wait_for_line("Subscription OK")
+
+    assert run("pub.py", "a\u200bb\u200ec\u200fd\u061ce\ufefff", env=broker.env()).returncode == 0
+
+    assert sub.wait() == 0
+    assert "Received a message on 'my-subject': a\\u200bb\\u200ec\\u200fd\\u061ce\\ufefff" in sub.lines
