@@ -2,7 +2,10 @@
 
 import os
 import queue
+import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -210,6 +213,82 @@ def cluster(tmp_path):
     made = Cluster(str(tmp_path / "cluster"))
     yield made
     made.close()
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 in front of a port: cut() resets every connection through it, silence() stops
+    forwarding without closing anything (a NAT that forgot the connection, a laptop changing network)."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"nats://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.silent = threading.Event()
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.sockets.append(client)
+            if self.silent.is_set():
+                continue  # accepted, and never answered
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets.append(upstream)
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a, b):
+        while True:
+            if self.silent.is_set():  # read nothing, send nothing: the peers' buffers fill, as on a dead path
+                time.sleep(0.05)
+                if a.fileno() < 0:
+                    return
+                continue
+            try:
+                readable, _, _ = select.select([a, b], [], [], 0.05)
+                for source in readable:
+                    data = source.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    (b if source is a else a).sendall(data)
+            except (OSError, ValueError):
+                for sock in (a, b):
+                    sock.close()
+                return
+
+    def silence(self):
+        self.silent.set()
+
+    def cut(self):
+        """Reset every connection through the proxy, as a network failure does."""
+        for sock in self.sockets:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+            except OSError:
+                pass
+        self.sockets = []
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def proxy():
+    """proxy(port) -> a Proxy in front of that port on 127.0.0.1, closed after the test."""
+    made = []
+
+    def make(port):
+        made.append(Proxy(port))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
 
 
 @pytest.fixture

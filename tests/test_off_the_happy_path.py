@@ -541,3 +541,43 @@ def test_payloads_escape_unicode_format_characters_too(broker, run, start):
 
     assert sub.wait() == 0
     assert "Received a message on 'my-subject': a\\u200bb\\u200ec\\u200fd\\u061ce\\ufefff" in sub.lines
+
+
+# A cut connection, a silent network
+
+def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(broker, proxy, start):
+    cut = proxy(broker.port)
+    pub = start("pub.py", "-s", cut.url, "--subject", "cut.x", "--count", "5000000", "x", env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+    time.sleep(0.5)  # let it publish a while: there is no line to wait for mid-batch
+
+    cut.cut()
+
+    assert pub.wait(timeout=30) == 1
+    assert pub.lines == [f"Connected to NATS at 127.0.0.1:{cut.url.rsplit(':', 1)[1]}..."], "it never says Published"
+    assert re.fullmatch(r"pub\.py: error: the connection to the server was lost while publishing: of the \d+ messages "
+                        r"published before, some may not have reached it, and the other \d+ were not sent\n",
+                        pub.stderr), pub.stderr
+
+
+def test_a_silent_network_is_noticed_by_sub_within_about_30_s(broker, proxy, start):
+    silent = proxy(broker.port)
+    sub = start("sub.py", "-s", silent.url, env=broker.env())
+    sub.wait_for_line("Subscription OK")
+
+    silent.silence()
+
+    sub.wait_for_line("Disconnected from NATS, reconnecting...", timeout=45)  # nats-py's defaults: 4 to 6.5 min
+
+
+def test_a_silent_network_ends_pub_with_one_line_rather_than_retrying_forever(broker, proxy, start):
+    silent = proxy(broker.port)
+    pub = start("pub.py", "-s", silent.url, "--count", "3000000", "x", env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+    time.sleep(0.5)  # let it publish a while: there is no line to wait for mid-batch
+
+    silent.silence()
+
+    assert pub.wait(timeout=60) == 1
+    assert len(pub.stderr.splitlines()) == 1 and pub.stderr.startswith("pub.py: error: "), pub.stderr
+    assert "Published" not in "\n".join(pub.lines)
