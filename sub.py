@@ -124,11 +124,17 @@ async def stream_consumer(nc, args):
 
 async def check_durable_subject(js, args, outage):
     """A durable consumer keeps the subject it was created with: with another --subject, it would print that
-    subject's messages, not the ones asked for."""
+    subject's messages, not the ones asked for. Also say if it has as many messages unacknowledged as it may."""
     try:
-        config = (await outage.retry(lambda: js.consumer_info(args.stream, args.durable))).config
+        info = await outage.retry(lambda: js.consumer_info(args.stream, args.durable))
     except nats.js.errors.NotFoundError:
         return  # a new one: pull_subscribe() creates it for --subject
+    config = info.config
+    if config.max_ack_pending and 0 < config.max_ack_pending <= info.num_ack_pending:
+        # Handed out to consumers that died before acknowledging: the server waits for those first.
+        warn(f"consumer {args.durable} has {info.num_ack_pending} messages handed out and not acknowledged, its "
+             f"limit (max_ack_pending): it gets no message until the server hands them out again, after the "
+             f"ack wait ({config.ack_wait:g} s)")
     subjects = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
     if subjects != [args.subject]:
         reads = ", ".join(f"'{s}'" for s in subjects) or "every subject of the stream"
@@ -155,6 +161,8 @@ async def read_stream(consumer, on_message, stop, repull, args):
             await on_message(msg)
             await msg.ack()  # only now, once printed: a message is never lost between the two
             acknowledged += 1
+            if acknowledged % ACKS_AT_ONCE == 0:
+                await asyncio.sleep(0)  # ack() only buffers: let nats-py send these now, not at the next fetch
 
 
 async def pull(consumer, wanted, stop, repull, backlog):
@@ -214,6 +222,7 @@ def exit_when_reader_leaves(every=0.5):
 
 
 BATCH = 256  # messages per fetch
+ACKS_AT_ONCE = 32  # acknowledgements sent together: a crash leaves at most about that many printed, unacknowledged
 
 
 def show(msg):

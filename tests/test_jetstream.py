@@ -467,3 +467,49 @@ def test_a_durable_consumer_made_for_another_subject_is_an_error_that_names_its_
         return info.num_pending, info.num_ack_pending
 
     assert js_call(broker, pending) == (0, 0), "nothing handed out or acknowledged"
+
+
+def test_acknowledgements_leave_while_sub_prints_not_only_at_the_next_fetch(broker, workdir):
+    publish_numbered(broker, 5000)
+    reader, writer = os.pipe()  # sub.py's output: a pipe nobody reads, so it blocks mid-batch once the pipe is full
+    sub = subprocess.Popen([PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "orders", "--durable", "shipping"],
+                           stdout=writer, stderr=subprocess.DEVNULL, env=broker.env(), cwd=workdir)
+    os.close(writer)
+
+    async def acknowledged(js):
+        return (await js.consumer_info("orders", "shipping")).ack_floor.stream_seq
+
+    try:
+        deadline, floor = time.monotonic() + 15, -1
+        while True:  # until the acknowledgements stop moving: sub.py is blocked on its output
+            time.sleep(0.5)
+            before, floor = floor, js_call(broker, acknowledged)
+            if floor == before or time.monotonic() > deadline:
+                break
+    finally:
+        sub.kill()
+        sub.wait()
+    with os.fdopen(reader) as pipe:
+        printed = numbers(pipe.read().splitlines())
+
+    assert len(printed) > 300, "the pipe took several batches"
+    # At most 32 acknowledgements wait to be sent together, and the message being printed is not acknowledged yet.
+    assert floor >= len(printed) - 33, f"{len(printed)} printed, only {floor} acknowledged"
+
+
+def test_a_consumer_at_its_limit_of_unacknowledged_messages_is_told_with_the_ack_wait(broker, start):
+    publish_numbered(broker, 20)
+
+    async def crashed_consumers(js):  # 5 handed out and never acknowledged, as by sub.py killed with -9
+        await js.add_consumer("orders", durable_name="shipping", filter_subject="my-subject", max_ack_pending=5,
+                              ack_wait=30)
+        await (await js.pull_subscribe("my-subject", durable="shipping", stream="orders")).fetch(5)
+
+    js_call(broker, crashed_consumers)
+    sub = consume(start, broker, "--durable", "shipping")
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait() == 0
+    assert sub.stderr.splitlines() == [
+        "sub.py: warning: consumer shipping has 5 messages handed out and not acknowledged, its limit "
+        "(max_ack_pending): it gets no message until the server hands them out again, after the ack wait (30 s)"]
