@@ -177,10 +177,9 @@ def messages(args):
 
 def repeated(items, count):
     """items, count times over, made one at a time: any --count costs no memory."""
-    done = 0
-    while done < count:
-        yield from items
-        done += 1
+    if count * len(items) <= sys.maxsize:  # islice's limit: then C does the counting
+        return itertools.islice(itertools.cycle(items), count * len(items))
+    return (item for _ in itertools.count() for item in items)  # more than anyone will wait for: until Ctrl+C
 
 
 def check_size(args, nc):
