@@ -506,6 +506,8 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u
 
 
 def escaped(text):
+    if text.isprintable():  # the usual case, checked fast: no control or format character in it
+        return text
     return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
