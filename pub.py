@@ -82,12 +82,13 @@ async def main(args):
     except nats.js.errors.Error as e:
         raise Failure(why_jetstream_failed(e, args)) from None
     except nats.errors.Error as e:  # the server went away, or did not answer in time
-        raise Failure(connection_lost(lost, total) if lost else f"publishing to {shown(args.server)} failed: {e}") \
-            from None
+        if not lost:  # a lost connection is told just below
+            raise Failure(f"publishing to {shown(args.server)} failed: {e}") from None
     finally:
         await close(nc)
     if lost:
-        raise Failure(connection_lost(lost, total))
+        raise Failure(f"the connection to the server was lost while publishing: of the {lost[0]} messages published "
+                      f"before, some may not have reached it, and the other {total - lost[0]} were not sent")
     check_reported(args, reported)
     where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
@@ -119,11 +120,11 @@ async def publish_to_stream(nc, args, batch, total, stop):
             break
         window = [(data, {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
                   for n, (data, headers) in enumerate(itertools.islice(batch, WINDOW), start)]
-        sent = time.monotonic()
+        sent_at = time.monotonic()
         # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
         acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers) for data, headers in window),
                                     return_exceptions=True)
-        await send_again_unanswered(js, args, window, acks, outage, sent)
+        await send_again_unanswered(js, args, window, acks, outage, sent_at)
         failed = [ack for ack in acks if isinstance(ack, Exception)]
         confirmed += len(acks) - len(failed)
         if failed and not stop.signal:
@@ -131,11 +132,11 @@ async def publish_to_stream(nc, args, batch, total, stop):
     return confirmed
 
 
-async def send_again_unanswered(js, args, window, acks, outage, sent):
+async def send_again_unanswered(js, args, window, acks, outage, sent_at):
     """Send again, with the same IDs, the messages the stream did not answer; their acks replace the errors."""
     again = [i for i, ack in enumerate(acks) if isinstance(ack, Exception) and unavailable(ack)]
     if again:
-        outage.lost(acks[again[0]], sent)
+        outage.lost(acks[again[0]], sent_at)
         retried = await asyncio.gather(*(outage.retry(lambda message=window[i]: js.publish(
             args.subject, message[0], headers=message[1])) for i in again), return_exceptions=True)
         for i, ack in zip(again, retried):
@@ -156,9 +157,6 @@ def not_all_stored(args, total, confirmed, failed):
 
 
 PATIENCE = 30  # seconds a message is sent again while the stream does not answer; an election takes a few
-def connection_lost(lost, total):
-    return (f"the connection to the server was lost while publishing: of the {lost[0]} messages published before, "
-            f"some may not have reached it, and the other {total - lost[0]} were not sent")
 
 
 WINDOW = 256  # JetStream publishes awaiting their acknowledgement at once
@@ -176,10 +174,9 @@ def messages(args):
 
 
 def repeated(items, count):
-    """items, count times over, made one at a time: any --count costs no memory."""
-    if count * len(items) <= sys.maxsize:  # islice's limit: then C does the counting
-        return itertools.islice(itertools.cycle(items), count * len(items))
-    return (item for _ in itertools.count() for item in items)  # more than anyone will wait for: until Ctrl+C
+    """items, count times over, made one at a time: any --count costs no memory. (Past sys.maxsize, islice's
+    limit, it stops at sys.maxsize: centuries of publishing.)"""
+    return itertools.islice(itertools.cycle(items), min(count * len(items), sys.maxsize))
 
 
 def check_size(args, nc):

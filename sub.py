@@ -116,13 +116,13 @@ async def stream_consumer(nc, args):
         await ensure_stream(nc, args, outage)
         js = nc.jetstream()
         if args.durable:
-            await check_durable_subject(js, args, outage)
+            await check_durable(js, args, outage)
         return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream))
     except nats.js.errors.Error as e:
         raise Failure(why_jetstream_failed(e, args)) from None
 
 
-async def check_durable_subject(js, args, outage):
+async def check_durable(js, args, outage):
     """A durable consumer keeps the subject it was created with: with another --subject, it would print that
     subject's messages, not the ones asked for. Also say if it has as many messages unacknowledged as it may."""
     try:
@@ -145,11 +145,11 @@ async def check_durable_subject(js, args, outage):
 async def read_stream(consumer, on_message, stop, repull, args):
     """Fetch messages in batches; print each, then acknowledge it, until stopped."""
     outage = Outage(f"consumer {args.durable} of stream {args.stream}" if args.durable else f"stream {args.stream}")
-    acknowledged, backlog, sent = 0, False, time.monotonic()
+    acknowledged, backlog, acks_sent_at = 0, False, time.monotonic()
     while not stop.is_set():
         wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
         try:
-            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog))  # noqa: B023
+            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog, args))  # noqa: B023
         except nats.js.errors.Error as e:
             raise Failure(why_jetstream_failed(e, args)) from None
         # Each message says how many more the consumer has for us: then the next pull is answered at once.
@@ -161,12 +161,12 @@ async def read_stream(consumer, on_message, stop, repull, args):
             await on_message(msg)
             await msg.ack()  # only now, once printed: a message is never lost between the two
             acknowledged += 1
-            if acknowledged % ACKS_AT_ONCE == 0 or time.monotonic() - sent > 0.05:  # (a slow output)
+            if acknowledged % ACKS_AT_ONCE == 0 or time.monotonic() - acks_sent_at > 0.05:  # (a slow output)
                 await asyncio.sleep(0)  # ack() only buffers: let nats-py send these now, not at the next fetch
-                sent = time.monotonic()
+                acks_sent_at = time.monotonic()
 
 
-async def pull(consumer, wanted, stop, repull, backlog):
+async def pull(consumer, wanted, stop, repull, backlog, args):
     """Up to wanted messages; [] after POLL seconds without any, or once stop or repull is set (with a backlog,
     the messages already on their way are taken then, to be handed back: cancelled, they would come back only
     after the ack wait).
@@ -190,15 +190,15 @@ async def pull(consumer, wanted, stop, repull, backlog):
     except asyncio.TimeoutError:
         return []  # nothing new (or the pull was lost with its node): ask again
     except nats.js.errors.APIError as e:  # 503: no leader for now, or the consumer or its stream is gone
-        await raise_if_deleted(consumer)
+        await raise_if_deleted(consumer, args)
         raise e from None
 
 
-async def raise_if_deleted(consumer):
+async def raise_if_deleted(consumer, args):
     try:
         await consumer.consumer_info()
     except nats.js.errors.NotFoundError as e:
-        gone = f"stream {consumer._stream}" if e.err_code == 10059 else f"consumer {consumer._consumer}"
+        gone = f"stream {args.stream}" if e.err_code == 10059 else f"consumer {args.durable or '(ephemeral)'}"
         raise Failure(f"{gone} was deleted while sub.py was reading it") from None
 
 

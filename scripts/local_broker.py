@@ -197,6 +197,11 @@ def node_command(state_dir, index, port, host="127.0.0.1"):
     return command
 
 
+def not_eof_noise(record):
+    """asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise."""
+    return "eof_received" not in record.getMessage()
+
+
 def wait_for_jetstream(urls, creds, ca=None, timeout=60):
     """Wait until JetStream answers for the account of creds: in a cluster, once a meta leader is elected
     (each node logs "Server is ready" before that). Returns the seconds it took; raises TimeoutError."""
@@ -221,8 +226,7 @@ def wait_for_jetstream(urls, creds, ca=None, timeout=60):
         finally:
             await nc.close()
 
-    # asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
-    logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
+    logging.getLogger("asyncio").addFilter(not_eof_noise)  # added once, however often this is called
 
     async def quiet(e):  # nats-py would log each node that is not up yet
         pass

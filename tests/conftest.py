@@ -1,16 +1,20 @@
 """Fixtures: real nats-server brokers in operator/JWT mode, and the scripts run as users run them."""
 
+import asyncio
+import logging
 import os
 import queue
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
 import threading
 import time
 
+import nats
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +24,7 @@ import local_broker  # noqa: E402
 from local_broker import free_port  # noqa: E402, F401
 
 PYTHON = sys.executable
+logging.getLogger("asyncio").addFilter(local_broker.not_eof_noise)  # the tests' own TLS clients
 # Variables of the user's own shell that would change what the scripts do.
 FOREIGN = ("NATS_", "SCW_", "LOCAL_BROKER_")
 
@@ -28,6 +33,25 @@ def clean_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
     env.update(extra)
     return env
+
+
+def js_call(server, action):
+    """Run action(js) with plain nats-py against a Broker or a Cluster (whichever of its nodes are up); return
+    its result."""
+
+    async def quiet(e):  # a node that is down, say
+        pass
+
+    async def call():
+        tls = ssl.create_default_context(cafile=server.ca) if server.ca else None
+        nc = await nats.connect(server.url.split(","), user_credentials=server.creds, tls=tls, error_cb=quiet,
+                                reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        try:
+            return await action(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(call())
 
 
 class Process:

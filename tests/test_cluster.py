@@ -2,7 +2,6 @@
 is killed, or each is restarted in turn, as Scaleway's maintenance does."""
 
 import asyncio
-import logging
 import re
 import signal
 import ssl
@@ -11,27 +10,7 @@ import time
 from collections import Counter
 
 import nats
-
-# asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
-logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
-
-
-def js_call(cluster, action):
-    """Run action(js) with plain nats-py against the cluster, whichever nodes are up; return its result."""
-
-    async def quiet(e):
-        pass
-
-    async def call():
-        nc = await nats.connect(cluster.url.split(","), user_credentials=cluster.creds, error_cb=quiet,
-                                tls=ssl.create_default_context(cafile=cluster.ca), reconnect_time_wait=0.2,
-                                max_reconnect_attempts=-1)
-        try:
-            return await action(nc.jetstream(timeout=2))
-        finally:
-            await nc.close()
-
-    return asyncio.run(call())
+from conftest import js_call
 
 
 def until_it_answers(action, seconds=60):

@@ -1,11 +1,9 @@
 """Keeping messages while sub.py is down: pub.py --stream and sub.py --stream [--durable], against a real
 nats-server with JetStream (file storage only, as on Scaleway) and .creds authentication."""
 
-import asyncio
 import os
 import re
 import signal
-import ssl
 import subprocess
 import time
 from collections import Counter
@@ -13,24 +11,10 @@ from collections import Counter
 import local_broker
 import nats
 import pytest
-from conftest import PYTHON, ROOT
+from conftest import PYTHON, ROOT, js_call
 from test_tutorial import TUTORIAL_MESSAGES
 
 RECEIVED = "Received a message on 'my-subject': "
-
-
-def js_call(broker, action):
-    """Run action(js) with plain nats-py against the broker; return its result."""
-
-    async def call():
-        tls = ssl.create_default_context(cafile=broker.ca) if broker.ca else None
-        nc = await nats.connect(broker.url, user_credentials=broker.creds, tls=tls)
-        try:
-            return await action(nc.jetstream())
-        finally:
-            await nc.close()
-
-    return asyncio.run(call())
 
 
 def publish_numbered(broker, count, stream="orders", start=0):
