@@ -265,23 +265,25 @@ class Proxy:
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a, b):
-        while True:
+        sending = {a: b, b: a}  # each peer that has not hung up, and where what it sends goes
+        while sending:
             if self.silent.is_set():  # read nothing, send nothing: the peers' buffers fill, as on a dead path
                 time.sleep(0.05)
                 if a.fileno() < 0:
                     return
                 continue
             try:
-                readable, _, _ = select.select([a, b], [], [], 0.05)
+                readable, _, _ = select.select(list(sending), [], [], 0.05)
                 for source in readable:
                     data = source.recv(65536)
-                    if not data:
-                        raise OSError("closed")
-                    (b if source is a else a).sendall(data)
-            except (OSError, ValueError):
-                for sock in (a, b):
-                    sock.close()
-                return
+                    if data:
+                        sending[source].sendall(data)
+                    else:  # a hang-up is passed on as one, and the other way keeps flowing until it ends too
+                        sending.pop(source).shutdown(socket.SHUT_WR)
+            except (OSError, ValueError):  # a reset, or cut()
+                break
+        for sock in (a, b):
+            sock.close()
 
     def silence(self):
         self.silent.set()
