@@ -36,8 +36,10 @@ try:  # Ctrl+C while Python loads these ends the script quietly (130), as at any
     import nkeys  # noqa: F401  (nats-py signs in with a .creds file through it)
     from nats.aio.client import RawCredentials
 except ImportError as missing:
-    sys.exit(f"pub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
-             f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'")
+    sys.exit(
+        f"pub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
+        f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'"
+    )
 except KeyboardInterrupt:
     sys.exit(130)
 
@@ -57,8 +59,11 @@ async def main(args):
     # The server's URL and the .creds file that proves who you are; connection_options() (at the end
     # of this file) adds TLS, reconnection and error handling.
     options, connected = connection_options(args, on_error=reported.append)
-    nc = await connected(nats.connect(args.server.split(","), user_credentials=read_creds(args.creds),
-                                      disconnected_cb=disconnected, **options))
+    nc = await connected(
+        nats.connect(
+            args.server.split(","), user_credentials=read_creds(args.creds), disconnected_cb=disconnected, **options
+        )
+    )
     stop = Stop()
     stop.catch_signals()  # Ctrl+C stops publishing
     print(f"Connected to NATS at {address(nc)}...")
@@ -87,14 +92,18 @@ async def main(args):
     finally:
         await close(nc)
     if lost:
-        raise Failure(f"the connection to the server was lost while publishing: of the {lost[0]} messages published "
-                      f"before, some may not have reached it, and the other {total - lost[0]} were not sent")
+        raise Failure(
+            f"the connection to the server was lost while publishing: of the {lost[0]} messages published "
+            f"before, some may not have reached it, and the other {total - lost[0]} were not sent"
+        )
     check_reported(args, reported)
     where = f"'{args.subject}'" + (f" (stream {args.stream})" if args.stream else "")
     if stop.signal:
-        raise Failure(f"interrupted: {sent} of {total} messages published to {where} "
-                      f"and confirmed by the server; the others were not {'confirmed' if args.stream else 'sent'}",
-                      128 + stop.signal)
+        raise Failure(
+            f"interrupted: {sent} of {total} messages published to {where} "
+            f"and confirmed by the server; the others were not {'confirmed' if args.stream else 'sent'}",
+            128 + stop.signal,
+        )
     print(f"Published {total} message{'s' * (total != 1)} to {where}")
 
 
@@ -111,19 +120,23 @@ async def publish_to_stream(nc, args, batch, total, stop):
     except nats.errors.Error as e:
         if not unavailable(e):
             raise
-        raise Failure(f"stream {args.stream} did not answer for {PATIENCE} s ({e or type(e).__name__}); "
-                      "nothing was published") from None
+        raise Failure(
+            f"stream {args.stream} did not answer for {PATIENCE} s ({e or type(e).__name__}); nothing was published"
+        ) from None
     js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
     confirmed = 0
     for start in range(0, total, WINDOW):
         if stop.signal:
             break
-        window = [(data, {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
-                  for n, (data, headers) in enumerate(itertools.islice(batch, WINDOW), start)]
+        window = [
+            (data, {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
+            for n, (data, headers) in enumerate(itertools.islice(batch, WINDOW), start)
+        ]
         sent_at = time.monotonic()
         # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
-        acks = await asyncio.gather(*(js.publish(args.subject, data, headers=headers) for data, headers in window),
-                                    return_exceptions=True)
+        acks = await asyncio.gather(
+            *(js.publish(args.subject, data, headers=headers) for data, headers in window), return_exceptions=True
+        )
         await send_again_unanswered(js, args, window, acks, outage, sent_at)
         failed = [ack for ack in acks if isinstance(ack, Exception)]
         confirmed += len(acks) - len(failed)
@@ -137,8 +150,13 @@ async def send_again_unanswered(js, args, window, acks, outage, sent_at):
     again = [i for i, ack in enumerate(acks) if isinstance(ack, Exception) and unavailable(ack)]
     if again:
         outage.lost(acks[again[0]], sent_at)
-        retried = await asyncio.gather(*(outage.retry(lambda message=window[i]: js.publish(
-            args.subject, message[0], headers=message[1])) for i in again), return_exceptions=True)
+        retried = await asyncio.gather(
+            *(
+                outage.retry(lambda message=window[i]: js.publish(args.subject, message[0], headers=message[1]))
+                for i in again
+            ),
+            return_exceptions=True,
+        )
         for i, ack in zip(again, retried):
             acks[i] = ack
 
@@ -147,13 +165,17 @@ def not_all_stored(args, total, confirmed, failed):
     """What is known when the stream refused messages, or did not answer: what it acknowledged is stored."""
     unconfirmed = [e for e in failed if unavailable(e)]
     if not unconfirmed:  # refused (a limit reached): those were not stored
-        return (f"{total - confirmed} of {total} messages were not stored in stream {args.stream} "
-                f"({failed[0] or type(failed[0]).__name__}); {confirmed} were")
+        return (
+            f"{total - confirmed} of {total} messages were not stored in stream {args.stream} "
+            f"({failed[0] or type(failed[0]).__name__}); {confirmed} were"
+        )
     refused = f", {len(failed) - len(unconfirmed)} refused" if len(failed) > len(unconfirmed) else ""
     reason = unconfirmed[0] or type(unconfirmed[0]).__name__
-    return (f"stream {args.stream} did not answer for {PATIENCE} s ({reason}): "
-            f"{confirmed} of {total} messages were confirmed stored, {len(unconfirmed)} are unconfirmed (they may be "
-            f"stored){refused} and {total - confirmed - len(failed)} were not sent")
+    return (
+        f"stream {args.stream} did not answer for {PATIENCE} s ({reason}): "
+        f"{confirmed} of {total} messages were confirmed stored, {len(unconfirmed)} are unconfirmed (they may be "
+        f"stored){refused} and {total - confirmed - len(failed)} were not sent"
+    )
 
 
 PATIENCE = 30  # seconds a message is sent again while the stream does not answer; an election takes a few
@@ -202,39 +224,59 @@ HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # what nats-py accept
 def header(text):
     key, equals, value = utf8(text).partition("=")
     if not equals or not HEADER_NAME.fullmatch(key) or re.search(r"[\r\n]", value):
-        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, a KEY of letters, digits or -_.!#$%&'*+^`|~ "
-                                         f"and a VALUE on one line, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be KEY=VALUE, a KEY of letters, digits or -_.!#$%&'*+^`|~ and a VALUE on one line, not {text!r}"
+        )
     return key, value
 
 
 def parse_args():
     parser = add_connection_flags(argparse.ArgumentParser(prog="pub.py", description="Publish messages to NATS."))
-    parser.add_argument("message", nargs="?",
-                        help="the message, one argument: quote one with spaces (default: the tutorial's two messages)")
+    parser.add_argument(
+        "message",
+        nargs="?",
+        help="the message, one argument: quote one with spaces (default: the tutorial's two messages)",
+    )
     parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # to say what to do with a second word
     parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
-    parser.add_argument("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE",
-                        help="add a header to MESSAGE; repeat for more (each KEY once)")
-    parser.add_argument("--stream", type=jetstream_name,
-                        help="publish through JetStream into this stream (created if missing): the server "
-                             "stores each message until it is read. A message the stream does not acknowledge (a "
-                             f"leader election on a cluster) is sent again for up to {PATIENCE} s, stored once")
+    parser.add_argument(
+        "-H",
+        "--header",
+        type=header,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add a header to MESSAGE; repeat for more (each KEY once)",
+    )
+    parser.add_argument(
+        "--stream",
+        type=jetstream_name,
+        help="publish through JetStream into this stream (created if missing): the server "
+        "stores each message until it is read. A message the stream does not acknowledge (a "
+        f"leader election on a cluster) is sent again for up to {PATIENCE} s, stored once",
+    )
     add_replicas_flag(parser)
     args = parser.parse_args()
     if args.more:
-        parser.error(f"MESSAGE is one argument, not {1 + len(args.more)}: quote a message with spaces, "
-                     f"as in \"{' '.join([args.message, *args.more])}\"")
+        parser.error(
+            f"MESSAGE is one argument, not {1 + len(args.more)}: quote a message with spaces, "
+            f'as in "{" ".join([args.message, *args.more])}"'
+        )
     keys = [key for key, _ in args.header]
     if len(set(keys)) < len(keys):
-        parser.error(f"argument -H/--header: {next(k for k in keys if keys.count(k) > 1)} given twice: nats-py sends "
-                     "one value per header, so give each KEY once")
+        parser.error(
+            f"argument -H/--header: {next(k for k in keys if keys.count(k) > 1)} given twice: nats-py sends "
+            "one value per header, so give each KEY once"
+        )
     if args.replicas and not args.stream:
         parser.error("--replicas needs --stream: it is the number of copies of a new stream")
     if args.header and args.message is None:
         parser.error("-H needs a MESSAGE to go with")
     if {"*", ">"} & set(args.subject.split(".")):
-        parser.error(f"argument --subject: cannot publish to {args.subject!r}: * and > are wildcards, which "
-                     "only subscribers use; name one subject")
+        parser.error(
+            f"argument --subject: cannot publish to {args.subject!r}: * and > are wildcards, which "
+            "only subscribers use; name one subject"
+        )
     return args
 
 
@@ -249,16 +291,29 @@ PING_INTERVAL = 10  # seconds between two PINGs to the server
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env = os.environ.get
-    parser.add_argument("-s", "--server", type=nats_urls, default=env("NATS_URL") or SCALEWAY_FR_PAR,
-                        help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)")
-    parser.add_argument("--creds", default=env("NATS_CREDS") or "nats.creds",
-                        help="credentials file (env NATS_CREDS; default: nats.creds)")
-    parser.add_argument("--tlsca", default=env("NATS_CA"),
-                        help="CA certificates to verify the server with (env NATS_CA; default: the system's)")
-    parser.add_argument("--timeout", type=positive(float), default=10.0,
-                        help="seconds to wait for the first connection (default: 10)")
-    parser.add_argument("--subject", type=subject, default="my-subject",
-                        help="subject (default: my-subject); tokens separated by dots")
+    parser.add_argument(
+        "-s",
+        "--server",
+        type=nats_urls,
+        default=env("NATS_URL") or SCALEWAY_FR_PAR,
+        help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)",
+    )
+    parser.add_argument(
+        "--creds",
+        default=env("NATS_CREDS") or "nats.creds",
+        help="credentials file (env NATS_CREDS; default: nats.creds)",
+    )
+    parser.add_argument(
+        "--tlsca",
+        default=env("NATS_CA"),
+        help="CA certificates to verify the server with (env NATS_CA; default: the system's)",
+    )
+    parser.add_argument(
+        "--timeout", type=positive(float), default=10.0, help="seconds to wait for the first connection (default: 10)"
+    )
+    parser.add_argument(
+        "--subject", type=subject, default="my-subject", help="subject (default: my-subject); tokens separated by dots"
+    )
     return parser
 
 
@@ -278,7 +333,7 @@ def connection_options(args, on_error):
         nonlocal rejections, reconnects
         if nc is None:  # the first connection
             attempts.append(e)
-            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers):]))
+            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers) :]))
             if rejection(e) or tried_all:
                 raise e  # ends nats-py's retries: these will not get better by retrying
         elif rejection(e):  # while reconnecting: creds revoked, or a new certificate
@@ -301,13 +356,18 @@ def connection_options(args, on_error):
             raise Failure(why_not_connected(e, attempts, args)) from None
         return nc
 
-    options = {"tls": tls_context(args.tlsca), "error_cb": error_cb,
-               "max_reconnect_attempts": -1, "reconnect_time_wait": 1,
-               # A PING every 10 s, and the connection is given up after 2 unanswered: a network that went
-               # silent (no reset, no close) is noticed within about 30 s rather than 4 to 6 minutes.
-               "ping_interval": PING_INTERVAL, "max_outstanding_pings": 2,
-               # A publish that waits for room to send (a socket that takes nothing) waits at most --timeout.
-               "flush_timeout": args.timeout}
+    options = {
+        "tls": tls_context(args.tlsca),
+        "error_cb": error_cb,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+        # A PING every 10 s, and the connection is given up after 2 unanswered: a network that went
+        # silent (no reset, no close) is noticed within about 30 s rather than 4 to 6 minutes.
+        "ping_interval": PING_INTERVAL,
+        "max_outstanding_pings": 2,
+        # A publish that waits for room to send (a socket that takes nothing) waits at most --timeout.
+        "flush_timeout": args.timeout,
+    }
     return options, connected
 
 
@@ -320,7 +380,9 @@ def rejection(e):
 
 def unreachable(e):
     return isinstance(e, (ConnectionRefusedError, socket.gaierror)) or getattr(e, "errno", None) in (
-        errno.ENETUNREACH, errno.EHOSTUNREACH)
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    )
 
 
 def read_creds(path):
@@ -331,15 +393,19 @@ def read_creds(path):
             text = f.read(CREDS_LIMIT + 1)  # a real one is under 2 KB: never read a huge file (or /dev/zero) whole
     except OSError as e:
         if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
-            get_one = ("NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
-                       "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh")
-        raise Failure(f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}",
-                      2) from None
+            get_one = (
+                "NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
+                "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh"
+            )
+        raise Failure(
+            f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}", 2
+        ) from None
     except UnicodeDecodeError:
         raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
     if len(text) > CREDS_LIMIT:
-        raise Failure(f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); "
-                      f"{get_one}", 2)
+        raise Failure(
+            f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); {get_one}", 2
+        )
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
         if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
             raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
@@ -360,8 +426,11 @@ def tls_context(cafile):
 def why_not_connected(e, attempts, args):
     where, check = shown(args.server), "check --server or NATS_URL"
     if isinstance(e, ssl.SSLCertVerificationError):
-        fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
-               else "if the server uses a private CA, give it with --tlsca or NATS_CA")
+        fix = (
+            "connect with a host name the certificate was issued for"
+            if "mismatch" in e.verify_message
+            else "if the server uses a private CA, give it with --tlsca or NATS_CA"
+        )
         return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
     if "Authorization Violation" in str(e):
         return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
@@ -470,10 +539,12 @@ def warn(text):
 
 # Control characters, line breaks and Unicode format characters (Cf: zero-width, bidirectional marks), shown
 # \-escaped: text from the network or the command line cannot fake a line, reorder one, or command the terminal.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-                     "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-                     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-                     "\U000e0001\U000e0020-\U000e007f]")
+CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def escaped(text):
@@ -496,8 +567,9 @@ def subject(text):
     """A subject: tokens separated by dots; the token * matches any one token, > (last) all the rest."""
     tokens = utf8(text).split(".")
     if not all(token and not re.search(r"[\s\x00-\x1f\x7f]", token) for token in tokens) or ">" in tokens[:-1]:
-        raise argparse.ArgumentTypeError(f"not a valid subject: {text!r} (tokens between single dots, "
-                                         "no spaces; > only as the last token)")
+        raise argparse.ArgumentTypeError(
+            f"not a valid subject: {text!r} (tokens between single dots, no spaces; > only as the last token)"
+        )
     return text
 
 
@@ -507,8 +579,10 @@ def nats_urls(text):
     for url in utf8(text).split(","):
         scheme = url.split("://")[0].lower() if "://" in url else "nats"
         if scheme not in ("nats", "tls"):
-            raise argparse.ArgumentTypeError(f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
-                                             "here; use nats://HOST:PORT or tls://HOST:PORT")
+            raise argparse.ArgumentTypeError(
+                f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
+                "here; use nats://HOST:PORT or tls://HOST:PORT"
+            )
     return text
 
 
@@ -544,28 +618,43 @@ async def ensure_stream(nc, args, outage):
         info = await outage.retry(lambda: js.stream_info(args.stream))
     except nats.js.errors.NotFoundError:
         try:
-            await outage.retry(lambda: js.add_stream(name=args.stream, subjects=[args.subject], storage="file",
-                                                     num_replicas=args.replicas or default_replicas(nc)))
+            await outage.retry(
+                lambda: js.add_stream(
+                    name=args.stream,
+                    subjects=[args.subject],
+                    storage="file",
+                    num_replicas=args.replicas or default_replicas(nc),
+                )
+            )
             return
         except nats.js.errors.BadRequestError as e:
             if e.err_code == 10065:  # another stream captures this subject: a message is stored in one stream only
                 other = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
-                raise Failure(f"stream {other} already captures '{args.subject}'; use --stream {other}, "
-                              "or another --subject", 2) from None
+                raise Failure(
+                    f"stream {other} already captures '{args.subject}'; use --stream {other}, or another --subject", 2
+                ) from None
             if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
                 raise
             info = await outage.retry(lambda: js.stream_info(args.stream))
     subjects = info.config.subjects or []
     if not any(captures(pattern, args.subject) for pattern in subjects):
-        raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
-                      f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
-                      "or another --stream", 2)
+        raise Failure(
+            f"stream {args.stream} does not capture '{args.subject}': its subjects are "
+            f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
+            "or another --stream",
+            2,
+        )
 
 
 def add_replicas_flag(parser):
-    parser.add_argument("--replicas", type=int, choices=range(1, 6), metavar="{1..5}",
-                        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
-                             "cluster, 1 on a single server); an existing stream keeps its own")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        choices=range(1, 6),
+        metavar="{1..5}",
+        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
+        "cluster, 1 on a single server); an existing stream keeps its own",
+    )
 
 
 def default_replicas(nc):
@@ -591,8 +680,11 @@ class Outage:
                 result = await call()
             except Exception as e:
                 first_failure = first_failure or started
-                if not unavailable(e) or self.giving_up() or (
-                        self.patience is not None and time.monotonic() - first_failure >= self.patience):
+                if (
+                    not unavailable(e)
+                    or self.giving_up()
+                    or (self.patience is not None and time.monotonic() - first_failure >= self.patience)
+                ):
                     raise
                 self.lost(e, started)
                 await asyncio.sleep(RETRY_WAIT)
@@ -620,8 +712,15 @@ def unavailable(e):
     without an error code, or "temporarily unavailable" (10008), "not leader" (10009), "stream offline" (10118)."""
     if isinstance(e, nats.js.errors.APIError):
         return (e.code == 503 and e.err_code is None) or e.err_code in (10008, 10009, 10118)
-    return isinstance(e, (asyncio.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
-                          nats.errors.ConnectionReconnectingError))
+    return isinstance(
+        e,
+        (
+            asyncio.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+            nats.errors.ConnectionReconnectingError,
+        ),
+    )
 
 
 def captures(pattern, subject):
@@ -637,8 +736,9 @@ def captures(pattern, subject):
 
 def why_jetstream_failed(e, args):
     if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
-        return (f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe "
-                "without --stream")
+        return (
+            f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe without --stream"
+        )
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"
     return f"stream {args.stream}: {e or type(e).__name__}"
@@ -649,6 +749,8 @@ def jetstream_name(text):
     if not re.fullmatch(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}", utf8(text)):
         raise argparse.ArgumentTypeError(f"not a valid name: {text!r} (no spaces, no . * > / or \\)")
     return text
+
+
 # --- End of the connection options -----------------------------------------------------------------
 
 

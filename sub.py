@@ -38,8 +38,10 @@ try:  # Ctrl+C while Python loads these ends the script quietly (130), as at any
     import nkeys  # noqa: F401  (nats-py signs in with a .creds file through it)
     from nats.aio.client import RawCredentials
 except ImportError as missing:
-    sys.exit(f"sub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
-             f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'")
+    sys.exit(
+        f"sub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
+        f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'"
+    )
 except KeyboardInterrupt:
     sys.exit(130)
 
@@ -63,9 +65,15 @@ async def main(args):
     # The server's URL and the .creds file that proves who you are; connection_options() (at the end
     # of this file) adds TLS, reconnection and error handling.
     options, connected = connection_options(args, on_error=stop.report)
-    nc = await connected(nats.connect(
-        args.server.split(","), user_credentials=read_creds(args.creds),
-        disconnected_cb=disconnected, reconnected_cb=reconnected, **options))
+    nc = await connected(
+        nats.connect(
+            args.server.split(","),
+            user_credentials=read_creds(args.creds),
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            **options,
+        )
+    )
     print(f"Connected to NATS at {address(nc)}...")
     stop.catch_signals()  # from now on Ctrl+C and SIGTERM set stop; a second one exits at once
     exit_when_reader_leaves()  # `sub.py | head`: ends once head has had its lines, even if no message comes
@@ -132,9 +140,11 @@ async def check_durable(js, args, outage):
     config = info.config
     if config.max_ack_pending and 0 < config.max_ack_pending <= info.num_ack_pending:
         # Handed out to consumers that died before acknowledging: the server waits for those first.
-        warn(f"consumer {args.durable} has {info.num_ack_pending} messages handed out and not acknowledged, its "
-             f"limit (max_ack_pending): it gets no message until the server hands them out again, after the "
-             f"ack wait ({config.ack_wait:g} s)")
+        warn(
+            f"consumer {args.durable} has {info.num_ack_pending} messages handed out and not acknowledged, its "
+            f"limit (max_ack_pending): it gets no message until the server hands them out again, after the "
+            f"ack wait ({config.ack_wait:g} s)"
+        )
     subjects = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
     if subjects != [args.subject]:
         reads = ", ".join(f"'{s}'" for s in subjects) or "every subject of the stream"
@@ -203,6 +213,8 @@ async def raise_if_deleted(consumer, args):
 
 
 POLL = 20  # seconds a pull request waits on the server for a message
+
+
 def exit_when_reader_leaves(every=0.5):
     """When stdout is a pipe whose reader exits (| head), end as a Unix filter does, without waiting for a message
     to write: the pipe's write end reports an error (Linux, macOS). Elsewhere the next message's write notices."""
@@ -247,15 +259,22 @@ def queue_name(text):
 def parse_args():
     parser = add_connection_flags(argparse.ArgumentParser(prog="sub.py", description="Print messages from NATS."))
     parser.add_argument("--count", type=positive(int), help="exit after this many messages")
-    parser.add_argument("--queue", type=queue_name, default="",
-                        help="join this queue group: each message goes to one member")
-    parser.add_argument("--stream", type=jetstream_name,
-                        help="read through JetStream from this stream (created if missing), which keeps messages "
-                             f"while no sub.py runs. Waits up to {POLL} s per pull request; while the stream does not "
-                             "answer (a leader election on a cluster), asks again until it does")
-    parser.add_argument("--durable", type=jetstream_name,
-                        help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
-                             "and several sub.py with the same --durable share the messages")
+    parser.add_argument(
+        "--queue", type=queue_name, default="", help="join this queue group: each message goes to one member"
+    )
+    parser.add_argument(
+        "--stream",
+        type=jetstream_name,
+        help="read through JetStream from this stream (created if missing), which keeps messages "
+        f"while no sub.py runs. Waits up to {POLL} s per pull request; while the stream does not "
+        "answer (a leader election on a cluster), asks again until it does",
+    )
+    parser.add_argument(
+        "--durable",
+        type=jetstream_name,
+        help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
+        "and several sub.py with the same --durable share the messages",
+    )
     add_replicas_flag(parser)
     args = parser.parse_args()
     if args.replicas and not args.stream:
@@ -263,8 +282,9 @@ def parse_args():
     if args.durable and not args.stream:
         parser.error("--durable needs --stream: a durable consumer reads a JetStream stream")
     if args.stream and args.queue:
-        parser.error("--queue is for core NATS; with --stream, share the messages by giving several sub.py "
-                     "the same --durable")
+        parser.error(
+            "--queue is for core NATS; with --stream, share the messages by giving several sub.py the same --durable"
+        )
     return args
 
 
@@ -279,16 +299,29 @@ PING_INTERVAL = 10  # seconds between two PINGs to the server
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env = os.environ.get
-    parser.add_argument("-s", "--server", type=nats_urls, default=env("NATS_URL") or SCALEWAY_FR_PAR,
-                        help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)")
-    parser.add_argument("--creds", default=env("NATS_CREDS") or "nats.creds",
-                        help="credentials file (env NATS_CREDS; default: nats.creds)")
-    parser.add_argument("--tlsca", default=env("NATS_CA"),
-                        help="CA certificates to verify the server with (env NATS_CA; default: the system's)")
-    parser.add_argument("--timeout", type=positive(float), default=10.0,
-                        help="seconds to wait for the first connection (default: 10)")
-    parser.add_argument("--subject", type=subject, default="my-subject",
-                        help="subject (default: my-subject); tokens separated by dots")
+    parser.add_argument(
+        "-s",
+        "--server",
+        type=nats_urls,
+        default=env("NATS_URL") or SCALEWAY_FR_PAR,
+        help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)",
+    )
+    parser.add_argument(
+        "--creds",
+        default=env("NATS_CREDS") or "nats.creds",
+        help="credentials file (env NATS_CREDS; default: nats.creds)",
+    )
+    parser.add_argument(
+        "--tlsca",
+        default=env("NATS_CA"),
+        help="CA certificates to verify the server with (env NATS_CA; default: the system's)",
+    )
+    parser.add_argument(
+        "--timeout", type=positive(float), default=10.0, help="seconds to wait for the first connection (default: 10)"
+    )
+    parser.add_argument(
+        "--subject", type=subject, default="my-subject", help="subject (default: my-subject); tokens separated by dots"
+    )
     return parser
 
 
@@ -308,7 +341,7 @@ def connection_options(args, on_error):
         nonlocal rejections, reconnects
         if nc is None:  # the first connection
             attempts.append(e)
-            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers):]))
+            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers) :]))
             if rejection(e) or tried_all:
                 raise e  # ends nats-py's retries: these will not get better by retrying
         elif rejection(e):  # while reconnecting: creds revoked, or a new certificate
@@ -331,13 +364,18 @@ def connection_options(args, on_error):
             raise Failure(why_not_connected(e, attempts, args)) from None
         return nc
 
-    options = {"tls": tls_context(args.tlsca), "error_cb": error_cb,
-               "max_reconnect_attempts": -1, "reconnect_time_wait": 1,
-               # A PING every 10 s, and the connection is given up after 2 unanswered: a network that went
-               # silent (no reset, no close) is noticed within about 30 s rather than 4 to 6 minutes.
-               "ping_interval": PING_INTERVAL, "max_outstanding_pings": 2,
-               # A publish that waits for room to send (a socket that takes nothing) waits at most --timeout.
-               "flush_timeout": args.timeout}
+    options = {
+        "tls": tls_context(args.tlsca),
+        "error_cb": error_cb,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+        # A PING every 10 s, and the connection is given up after 2 unanswered: a network that went
+        # silent (no reset, no close) is noticed within about 30 s rather than 4 to 6 minutes.
+        "ping_interval": PING_INTERVAL,
+        "max_outstanding_pings": 2,
+        # A publish that waits for room to send (a socket that takes nothing) waits at most --timeout.
+        "flush_timeout": args.timeout,
+    }
     return options, connected
 
 
@@ -350,7 +388,9 @@ def rejection(e):
 
 def unreachable(e):
     return isinstance(e, (ConnectionRefusedError, socket.gaierror)) or getattr(e, "errno", None) in (
-        errno.ENETUNREACH, errno.EHOSTUNREACH)
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    )
 
 
 def read_creds(path):
@@ -361,15 +401,19 @@ def read_creds(path):
             text = f.read(CREDS_LIMIT + 1)  # a real one is under 2 KB: never read a huge file (or /dev/zero) whole
     except OSError as e:
         if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
-            get_one = ("NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
-                       "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh")
-        raise Failure(f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}",
-                      2) from None
+            get_one = (
+                "NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
+                "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh"
+            )
+        raise Failure(
+            f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}", 2
+        ) from None
     except UnicodeDecodeError:
         raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
     if len(text) > CREDS_LIMIT:
-        raise Failure(f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); "
-                      f"{get_one}", 2)
+        raise Failure(
+            f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); {get_one}", 2
+        )
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
         if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
             raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
@@ -390,8 +434,11 @@ def tls_context(cafile):
 def why_not_connected(e, attempts, args):
     where, check = shown(args.server), "check --server or NATS_URL"
     if isinstance(e, ssl.SSLCertVerificationError):
-        fix = ("connect with a host name the certificate was issued for" if "mismatch" in e.verify_message
-               else "if the server uses a private CA, give it with --tlsca or NATS_CA")
+        fix = (
+            "connect with a host name the certificate was issued for"
+            if "mismatch" in e.verify_message
+            else "if the server uses a private CA, give it with --tlsca or NATS_CA"
+        )
         return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
     if "Authorization Violation" in str(e):
         return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
@@ -500,10 +547,12 @@ def warn(text):
 
 # Control characters, line breaks and Unicode format characters (Cf: zero-width, bidirectional marks), shown
 # \-escaped: text from the network or the command line cannot fake a line, reorder one, or command the terminal.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-                     "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-                     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-                     "\U000e0001\U000e0020-\U000e007f]")
+CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def escaped(text):
@@ -526,8 +575,9 @@ def subject(text):
     """A subject: tokens separated by dots; the token * matches any one token, > (last) all the rest."""
     tokens = utf8(text).split(".")
     if not all(token and not re.search(r"[\s\x00-\x1f\x7f]", token) for token in tokens) or ">" in tokens[:-1]:
-        raise argparse.ArgumentTypeError(f"not a valid subject: {text!r} (tokens between single dots, "
-                                         "no spaces; > only as the last token)")
+        raise argparse.ArgumentTypeError(
+            f"not a valid subject: {text!r} (tokens between single dots, no spaces; > only as the last token)"
+        )
     return text
 
 
@@ -537,8 +587,10 @@ def nats_urls(text):
     for url in utf8(text).split(","):
         scheme = url.split("://")[0].lower() if "://" in url else "nats"
         if scheme not in ("nats", "tls"):
-            raise argparse.ArgumentTypeError(f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
-                                             "here; use nats://HOST:PORT or tls://HOST:PORT")
+            raise argparse.ArgumentTypeError(
+                f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
+                "here; use nats://HOST:PORT or tls://HOST:PORT"
+            )
     return text
 
 
@@ -574,28 +626,43 @@ async def ensure_stream(nc, args, outage):
         info = await outage.retry(lambda: js.stream_info(args.stream))
     except nats.js.errors.NotFoundError:
         try:
-            await outage.retry(lambda: js.add_stream(name=args.stream, subjects=[args.subject], storage="file",
-                                                     num_replicas=args.replicas or default_replicas(nc)))
+            await outage.retry(
+                lambda: js.add_stream(
+                    name=args.stream,
+                    subjects=[args.subject],
+                    storage="file",
+                    num_replicas=args.replicas or default_replicas(nc),
+                )
+            )
             return
         except nats.js.errors.BadRequestError as e:
             if e.err_code == 10065:  # another stream captures this subject: a message is stored in one stream only
                 other = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
-                raise Failure(f"stream {other} already captures '{args.subject}'; use --stream {other}, "
-                              "or another --subject", 2) from None
+                raise Failure(
+                    f"stream {other} already captures '{args.subject}'; use --stream {other}, or another --subject", 2
+                ) from None
             if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
                 raise
             info = await outage.retry(lambda: js.stream_info(args.stream))
     subjects = info.config.subjects or []
     if not any(captures(pattern, args.subject) for pattern in subjects):
-        raise Failure(f"stream {args.stream} does not capture '{args.subject}': its subjects are "
-                      f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
-                      "or another --stream", 2)
+        raise Failure(
+            f"stream {args.stream} does not capture '{args.subject}': its subjects are "
+            f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
+            "or another --stream",
+            2,
+        )
 
 
 def add_replicas_flag(parser):
-    parser.add_argument("--replicas", type=int, choices=range(1, 6), metavar="{1..5}",
-                        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
-                             "cluster, 1 on a single server); an existing stream keeps its own")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        choices=range(1, 6),
+        metavar="{1..5}",
+        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
+        "cluster, 1 on a single server); an existing stream keeps its own",
+    )
 
 
 def default_replicas(nc):
@@ -621,8 +688,11 @@ class Outage:
                 result = await call()
             except Exception as e:
                 first_failure = first_failure or started
-                if not unavailable(e) or self.giving_up() or (
-                        self.patience is not None and time.monotonic() - first_failure >= self.patience):
+                if (
+                    not unavailable(e)
+                    or self.giving_up()
+                    or (self.patience is not None and time.monotonic() - first_failure >= self.patience)
+                ):
                     raise
                 self.lost(e, started)
                 await asyncio.sleep(RETRY_WAIT)
@@ -650,8 +720,15 @@ def unavailable(e):
     without an error code, or "temporarily unavailable" (10008), "not leader" (10009), "stream offline" (10118)."""
     if isinstance(e, nats.js.errors.APIError):
         return (e.code == 503 and e.err_code is None) or e.err_code in (10008, 10009, 10118)
-    return isinstance(e, (asyncio.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
-                          nats.errors.ConnectionReconnectingError))
+    return isinstance(
+        e,
+        (
+            asyncio.TimeoutError,
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+            nats.errors.ConnectionReconnectingError,
+        ),
+    )
 
 
 def captures(pattern, subject):
@@ -667,8 +744,9 @@ def captures(pattern, subject):
 
 def why_jetstream_failed(e, args):
     if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
-        return (f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe "
-                "without --stream")
+        return (
+            f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe without --stream"
+        )
     if isinstance(e, nats.js.errors.APIError):
         return f"stream {args.stream}: the server refused: {e.description}"
     return f"stream {args.stream}: {e or type(e).__name__}"
@@ -679,6 +757,8 @@ def jetstream_name(text):
     if not re.fullmatch(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}", utf8(text)):
         raise argparse.ArgumentTypeError(f"not a valid name: {text!r} (no spaces, no . * > / or \\)")
     return text
+
+
 # --- End of the connection options -----------------------------------------------------------------
 
 

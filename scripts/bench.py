@@ -38,7 +38,9 @@ def connect():
     return nats.connect(os.environ["NATS_URL"].split(","), user_credentials=os.environ["NATS_CREDS"], tls=tls)
 """
 
-PLAIN_PUB = CONNECT + """
+PLAIN_PUB = (
+    CONNECT
+    + """
 async def main(count, data):
     nc = await connect()
     for _ in range(count):
@@ -47,8 +49,11 @@ async def main(count, data):
 
 asyncio.run(main(int(sys.argv[1]), sys.argv[2].encode()))
 """
+)
 
-PLAIN_SUB = CONNECT + """
+PLAIN_SUB = (
+    CONNECT
+    + """
 async def main(count):
     nc = await connect()
     done, received = asyncio.Event(), 0
@@ -70,9 +75,12 @@ async def main(count):
 FLUSH = sys.argv[2] == "flush"
 asyncio.run(main(int(sys.argv[1])))
 """
+)
 
 # The same with `async for msg in sub.messages` instead of a callback, to compare the two styles.
-PLAIN_SUB_ITERATOR = CONNECT + """
+PLAIN_SUB_ITERATOR = (
+    CONNECT
+    + """
 async def main(count):
     nc = await connect()
     sub = await nc.subscribe("my-subject")
@@ -89,8 +97,11 @@ async def main(count):
 
 asyncio.run(main(int(sys.argv[1])))
 """
+)
 
-PLAIN_ONE_SHOT = CONNECT + """
+PLAIN_ONE_SHOT = (
+    CONNECT
+    + """
 async def main():
     nc = await connect()
     await nc.publish("my-subject", b"This is a simple message with some datas")
@@ -100,10 +111,13 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 # JetStream: publish into a stream, one acknowledgement at a time or a window of 256 at once, the window
 # with or without a Nats-Msg-Id header on each message (what pub.py sends, so that a retry is stored once).
-PLAIN_JS_PUB = CONNECT + """
+PLAIN_JS_PUB = (
+    CONNECT
+    + """
 async def main(mode, stream, count, data, replicas):
     nc = await connect()
     js = nc.jetstream()
@@ -123,9 +137,12 @@ async def main(mode, stream, count, data, replicas):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode(), int(sys.argv[5])))
 """
+)
 
 # JetStream: a durable pull consumer, fetching batches and acknowledging each message once printed.
-PLAIN_JS_SUB = CONNECT + """
+PLAIN_JS_SUB = (
+    CONNECT
+    + """
 async def main(stream, durable, count):
     nc = await connect()
     consumer = await nc.jetstream().pull_subscribe("my-subject", durable=durable, stream=stream)
@@ -145,8 +162,11 @@ async def main(stream, durable, count):
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
+)
 
-DELETE_STREAMS = CONNECT + """
+DELETE_STREAMS = (
+    CONNECT
+    + """
 async def main():
     nc = await connect()
     js = nc.jetstream()
@@ -156,6 +176,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 # A forked child starts with the high-water RSS of the process it was forked from, and keeps it across
 # exec (Linux): measured from this large process, every program would read the same. So a fresh, small
@@ -176,8 +197,13 @@ def peak_rss_mib(command, env=None):
     """The peak resident memory of command, run to its end, in MiB."""
     with tempfile.TemporaryDirectory() as work:
         report = os.path.join(work, "peak-kib")
-        result = subprocess.run([PYTHON, "-c", PEAK_RSS, report, *command], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        result = subprocess.run(
+            [PYTHON, "-c", PEAK_RSS, report, *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if result.returncode != 0:
             raise SystemExit(f"bench: error: {command} failed: {result.stderr}")
         with open(report) as f:
@@ -185,7 +211,9 @@ def peak_rss_mib(command, env=None):
 
 
 # Publishes time.time_ns() as the body, RATE a second for SECONDS.
-PACED_PUB = CONNECT + """
+PACED_PUB = (
+    CONNECT
+    + """
 async def main(rate, seconds):
     nc = await connect()
     start = time.monotonic()
@@ -198,6 +226,7 @@ async def main(rate, seconds):
 
 asyncio.run(main(float(sys.argv[1]), float(sys.argv[2])))
 """
+)
 
 
 class Bench:
@@ -245,8 +274,9 @@ class Cluster:
     def __enter__(self):
         for index, port in enumerate(self.ports, 1):
             log = open(os.path.join(self.state, f"node-{index}.log"), "w")
-            self.nodes.append(subprocess.Popen(local_broker.node_command(self.state, index, port), stdout=log,
-                                               stderr=log))
+            self.nodes.append(
+                subprocess.Popen(local_broker.node_command(self.state, index, port), stdout=log, stderr=log)
+            )
             log.close()
         urls = [f"nats://127.0.0.1:{port}" for port in self.ports]
         creds, ca = os.path.join(self.state, "user.creds"), os.path.join(self.state, "ca.pem")
@@ -284,8 +314,14 @@ def publish_throughput(bench, count, size, reps):
     }
     times = median_of(reps, contenders, lambda name, command: bench.run(command))
     rates = {name: count / statistics.median(t) for name, t in times.items()}
-    return {"count": count, "body_bytes": size, "msgs_per_s": rates, "ratio": rates["pub.py"] / rates["plain"],
-            "target": 0.90, "seconds": times}
+    return {
+        "count": count,
+        "body_bytes": size,
+        "msgs_per_s": rates,
+        "ratio": rates["pub.py"] / rates["plain"],
+        "target": 0.90,
+        "seconds": times,
+    }
 
 
 def subscribe_throughput(bench, count, reps):
@@ -317,8 +353,15 @@ def subscribe_throughput(bench, count, reps):
 
     times = median_of(reps, contenders, measure)
     rates = {name: count / statistics.median(t) for name, t in times.items()}
-    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["sub.py"] / rates["plain"],
-            "target": 0.80, "lost": lost, "seconds": times}
+    return {
+        "count": count,
+        "body_bytes": 16,
+        "msgs_per_s": rates,
+        "ratio": rates["sub.py"] / rates["plain"],
+        "target": 0.80,
+        "lost": lost,
+        "seconds": times,
+    }
 
 
 def one_shot(bench, reps):
@@ -329,8 +372,13 @@ def one_shot(bench, reps):
     runs = median_of(reps, contenders, lambda name, command: (bench.run(command), peak_rss_mib(command, bench.env)))
     seconds = {name: statistics.median(r[0] for r in runs[name]) for name in runs}
     rss = {name: statistics.median(r[1] for r in runs[name]) for name in runs}
-    return {"seconds": seconds, "peak_rss_mib": rss, "time_ratio": seconds["pub.py"] / seconds["plain"],
-            "rss_ratio": rss["pub.py"] / rss["plain"], "target": 1.15}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": rss,
+        "time_ratio": seconds["pub.py"] / seconds["plain"],
+        "rss_ratio": rss["pub.py"] / rss["plain"],
+        "target": 1.15,
+    }
 
 
 PLAIN_JS_PUBLISHERS = {
@@ -359,17 +407,32 @@ def jetstream_publish(bench, count, reps, replicas=1, plain=tuple(PLAIN_JS_PUBLI
     rates = {name: count / statistics.median(t) for name, t in times.items()}
     # The same work as pub.py: a message ID on each message, so that a message sent again is stored once.
     same = max(rates[name] for name in plain if name.endswith("IDs"))
-    return {"count": count, "body_bytes": 16, "replicas": replicas, "msgs_per_s": rates,
-            "ratio": rates["pub.py"] / same, "target": 0.90,
-            "ratio_to_fastest": rates["pub.py"] / max(rates[name] for name in plain), "seconds": times}
+    return {
+        "count": count,
+        "body_bytes": 16,
+        "replicas": replicas,
+        "msgs_per_s": rates,
+        "ratio": rates["pub.py"] / same,
+        "target": 0.90,
+        "ratio_to_fastest": rates["pub.py"] / max(rates[name] for name in plain),
+        "seconds": times,
+    }
 
 
 def jetstream_consume(bench, count, reps):
     plain = bench.script("plain_js_sub.py", PLAIN_JS_SUB)
     bench.run([PYTHON, bench.script("plain_js_pub.py", PLAIN_JS_PUB), "window", "bench", str(count), "x" * 16, "1"])
     contenders = {
-        "sub.py": lambda durable: [PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "bench", "--durable", durable,
-                                   "--count", str(count)],
+        "sub.py": lambda durable: [
+            PYTHON,
+            os.path.join(ROOT, "sub.py"),
+            "--stream",
+            "bench",
+            "--durable",
+            durable,
+            "--count",
+            str(count),
+        ],
         "plain": lambda durable: [PYTHON, plain, "bench", durable, str(count)],
     }
     lost, runs = {name: 0 for name in contenders}, []
@@ -386,8 +449,15 @@ def jetstream_consume(bench, count, reps):
     times = median_of(reps, contenders, measure)
     bench.run([PYTHON, bench.script("delete_streams.py", DELETE_STREAMS)])
     rates = {name: count / statistics.median(t) for name, t in times.items()}
-    return {"count": count, "body_bytes": 16, "msgs_per_s": rates, "ratio": rates["sub.py"] / rates["plain"],
-            "target": 0.80, "lost": lost, "seconds": times}
+    return {
+        "count": count,
+        "body_bytes": 16,
+        "msgs_per_s": rates,
+        "ratio": rates["sub.py"] / rates["plain"],
+        "target": 0.80,
+        "lost": lost,
+        "seconds": times,
+    }
 
 
 def latency(bench, rate, seconds, reps):
@@ -401,8 +471,9 @@ def latency(bench, rate, seconds, reps):
 
     def measure(name, command):
         # The subscriber prints each message's send time; this process reads the line the moment it is written.
-        proc = subprocess.Popen(command, env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True, bufsize=1)
+        proc = subprocess.Popen(
+            command, env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
+        )
         watchdog = threading.Timer(seconds + 60, proc.kill)  # a lost message would leave it waiting
         watchdog.start()
         for line in proc.stdout:
@@ -433,38 +504,56 @@ def table(results):
     rows = ["| measure | pub.py / sub.py | plain nats-py | ratio | target |", "|---|---|---|---|---|"]
     for key in ("publish_16", "publish_1024"):
         r = results[key]
-        rows.append(f"| publish {r['count']:,} x {r['body_bytes']} B (msg/s) | {r['msgs_per_s']['pub.py']:,.0f} "
-                    f"| {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |")
+        rows.append(
+            f"| publish {r['count']:,} x {r['body_bytes']} B (msg/s) | {r['msgs_per_s']['pub.py']:,.0f} "
+            f"| {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} | >= {r['target']:.2f} |"
+        )
     r = results["subscribe"]
-    rows.append(f"| subscribe {r['count']:,} x 16 B (msg/s; lost {r['lost']['sub.py']} / {r['lost']['plain']}) "
-                f"| {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} "
-                f"| >= {r['target']:.2f} |")
+    rows.append(
+        f"| subscribe {r['count']:,} x 16 B (msg/s; lost {r['lost']['sub.py']} / {r['lost']['plain']}) "
+        f"| {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} | {r['ratio']:.2f} "
+        f"| >= {r['target']:.2f} |"
+    )
     iterator = r["msgs_per_s"]["plain async for"]
-    rows.append(f"| subscribe, plain `async for msg in sub.messages` (msg/s; lost {r['lost']['plain async for']}) "
-                f"| | {iterator:,.0f} | {r['msgs_per_s']['sub.py'] / iterator:.2f} | |")
+    rows.append(
+        f"| subscribe, plain `async for msg in sub.messages` (msg/s; lost {r['lost']['plain async for']}) "
+        f"| | {iterator:,.0f} | {r['msgs_per_s']['sub.py'] / iterator:.2f} | |"
+    )
     r = results["one_shot"]
-    rows.append(f"| one-shot `python3 pub.py` (s) | {r['seconds']['pub.py']:.3f} | {r['seconds']['plain']:.3f} "
-                f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |")
-    rows.append(f"| one-shot peak RSS (MiB) | {r['peak_rss_mib']['pub.py']:.1f} | {r['peak_rss_mib']['plain']:.1f} "
-                f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |")
+    rows.append(
+        f"| one-shot `python3 pub.py` (s) | {r['seconds']['pub.py']:.3f} | {r['seconds']['plain']:.3f} "
+        f"| {r['time_ratio']:.2f} | <= {r['target']:.2f} |"
+    )
+    rows.append(
+        f"| one-shot peak RSS (MiB) | {r['peak_rss_mib']['pub.py']:.1f} | {r['peak_rss_mib']['plain']:.1f} "
+        f"| {r['rss_ratio']:.2f} | <= {r['target']:.2f} |"
+    )
     for key, where in (("jetstream_publish", ""), ("jetstream_publish_cluster", ", 3-node cluster, R3 stream")):
         r = results[key]
         same = r["msgs_per_s"]["plain window, IDs"]
-        rows.append(f"| JetStream publish {r['count']:,} x 16 B{where} (msg/s; plain: windows with message IDs, "
-                    f"the same work) | {r['msgs_per_s']['pub.py']:,.0f} | {same:,.0f} | {r['ratio']:.2f} "
-                    f"| >= {r['target']:.2f} |")
+        rows.append(
+            f"| JetStream publish {r['count']:,} x 16 B{where} (msg/s; plain: windows with message IDs, "
+            f"the same work) | {r['msgs_per_s']['pub.py']:,.0f} | {same:,.0f} | {r['ratio']:.2f} "
+            f"| >= {r['target']:.2f} |"
+        )
         for name, rate in r["msgs_per_s"].items():
             if name != "pub.py":
-                rows.append(f"| JetStream publish{where}, plain, {PLAIN_JS_PUBLISHERS[name][1]} (msg/s) | | "
-                            f"{rate:,.0f} | {r['msgs_per_s']['pub.py'] / rate:.2f} | |")
+                rows.append(
+                    f"| JetStream publish{where}, plain, {PLAIN_JS_PUBLISHERS[name][1]} (msg/s) | | "
+                    f"{rate:,.0f} | {r['msgs_per_s']['pub.py'] / rate:.2f} | |"
+                )
     r = results["jetstream_consume"]
-    rows.append(f"| JetStream consume {r['count']:,} x 16 B, durable (msg/s; lost {r['lost']['sub.py']} / "
-                f"{r['lost']['plain']}) | {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} "
-                f"| {r['ratio']:.2f} | >= {r['target']:.2f} |")
+    rows.append(
+        f"| JetStream consume {r['count']:,} x 16 B, durable (msg/s; lost {r['lost']['sub.py']} / "
+        f"{r['lost']['plain']}) | {r['msgs_per_s']['sub.py']:,.0f} | {r['msgs_per_s']['plain']:,.0f} "
+        f"| {r['ratio']:.2f} | >= {r['target']:.2f} |"
+    )
     r = results["latency"]
     for p in ("p50", "p99"):
-        rows.append(f"| latency {p} at {r['rate_per_s']:.0f} msg/s (ms) | {r[p + '_ms']['sub.py']:.2f} "
-                    f"| {r[p + '_ms']['plain']:.2f} | {r[p + '_ms']['sub.py'] / r[p + '_ms']['plain']:.2f} | |")
+        rows.append(
+            f"| latency {p} at {r['rate_per_s']:.0f} msg/s (ms) | {r[p + '_ms']['sub.py']:.2f} "
+            f"| {r[p + '_ms']['plain']:.2f} | {r[p + '_ms']['sub.py'] / r[p + '_ms']['plain']:.2f} | |"
+        )
     return "\n".join(rows)
 
 
@@ -489,13 +578,21 @@ def main():
                     raise SystemExit(f"bench: error: nats-server did not start: {open(log.name).read()}")
                 time.sleep(0.01)
             env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
-            env.update(NATS_URL=f"nats://127.0.0.1:{port}", NATS_CREDS=os.path.join(state, "user.creds"),
-                       NATS_CA=os.path.join(state, "ca.pem"))
+            env.update(
+                NATS_URL=f"nats://127.0.0.1:{port}",
+                NATS_CREDS=os.path.join(state, "user.creds"),
+                NATS_CA=os.path.join(state, "ca.pem"),
+            )
             bench = Bench(work, env)
             results = {
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                            "python": platform.python_version(), "processor": platform.machine()},
-                "quick": args.quick, "reps": args.reps,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                    "processor": platform.machine(),
+                },
+                "quick": args.quick,
+                "reps": args.reps,
             }
             for size in (16, 1024):
                 results[f"publish_{size}"] = publish_throughput(bench, count, size, args.reps)
@@ -510,8 +607,8 @@ def main():
             log.close()
         with Cluster(os.path.join(work, "cluster")) as env:
             results["jetstream_publish_cluster"] = jetstream_publish(  # more repetitions: its noise is larger
-                Bench(work, env), count // 4, max(args.reps, 5), replicas=3,
-                plain=("plain window", "plain window, IDs"))
+                Bench(work, env), count // 4, max(args.reps, 5), replicas=3, plain=("plain window", "plain window, IDs")
+            )
 
     print(table(results))
     if args.json:

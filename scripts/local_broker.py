@@ -131,9 +131,7 @@ def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JE
     sys_account = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
     app_account = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
     sys_pub, app_pub = sys_account.public_key.decode(), app_account.public_key.decode()
-    operator_jwt = encode_jwt(
-        operator, operator, "local-operator", {"type": "operator", "system_account": sys_pub}
-    )
+    operator_jwt = encode_jwt(operator, operator, "local-operator", {"type": "operator", "system_account": sys_pub})
     conf = [
         f"operator: {operator_jwt}",
         f"system_account: {sys_pub}",
@@ -182,12 +180,18 @@ def cluster_confs(state_dir, route_ports, name="local"):
     routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
     for index, port in enumerate(route_ports, 1):
         node = f"node-{index}"
-        write_private(os.path.join(state_dir, f"{node}.conf"), "\n".join([
-            'include "server.conf"',  # a path relative to this file
-            f"server_name: {node}",
-            f'jetstream {{ store_dir: "{os.path.join(state_dir, node)}" }}',
-            f"cluster {{ name: {name}, listen: 127.0.0.1:{port}, routes: [{routes}] }}",
-        ]) + "\n")
+        write_private(
+            os.path.join(state_dir, f"{node}.conf"),
+            "\n".join(
+                [
+                    'include "server.conf"',  # a path relative to this file
+                    f"server_name: {node}",
+                    f'jetstream {{ store_dir: "{os.path.join(state_dir, node)}" }}',
+                    f"cluster {{ name: {name}, listen: 127.0.0.1:{port}, routes: [{routes}] }}",
+                ]
+            )
+            + "\n",
+        )
 
 
 def node_command(state_dir, index, port, host="127.0.0.1"):
@@ -212,9 +216,15 @@ def wait_for_jetstream(urls, creds, ca=None, timeout=60):
     async def ask():
         started = time.monotonic()
         tls = ssl.create_default_context(cafile=ca) if ca else None
-        nc = await nats.connect(urls, user_credentials=creds, tls=tls, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.2, connect_timeout=2,
-                                error_cb=quiet)
+        nc = await nats.connect(
+            urls,
+            user_credentials=creds,
+            tls=tls,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.2,
+            connect_timeout=2,
+            error_cb=quiet,
+        )
         try:
             js = nc.jetstream(timeout=1)
             while True:
@@ -264,14 +274,26 @@ def main():
         prog="local-broker.sh",
         description="Run a local nats-server that authenticates with .creds files, like Scaleway MnQ.",
     )
-    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("LOCAL_BROKER_PORT", "4222")),
-                        help="port on 127.0.0.1 (env LOCAL_BROKER_PORT, default 4222); with --cluster, the first "
-                             "node's, the others take the next ones")
-    parser.add_argument("--dir", default=os.environ.get("LOCAL_BROKER_DIR", ".local-broker"),
-                        help="state directory for keys, creds and certificates (default .local-broker)")
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=int,
+        default=int(os.environ.get("LOCAL_BROKER_PORT", "4222")),
+        help="port on 127.0.0.1 (env LOCAL_BROKER_PORT, default 4222); with --cluster, the first "
+        "node's, the others take the next ones",
+    )
+    parser.add_argument(
+        "--dir",
+        default=os.environ.get("LOCAL_BROKER_DIR", ".local-broker"),
+        help="state directory for keys, creds and certificates (default .local-broker)",
+    )
     parser.add_argument("--no-tls", action="store_true", help="plain-text broker (the default requires TLS, like MnQ)")
-    parser.add_argument("--cluster", type=int, metavar="N",
-                        help="run a cluster of N nodes (3 to 9), as MnQ is one; a node that stops is started again")
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="run a cluster of N nodes (3 to 9), as MnQ is one; a node that stops is started again",
+    )
     args = parser.parse_args()
     if args.cluster is not None and not 3 <= args.cluster <= 9:
         parser.error("--cluster takes 3 to 9 nodes (JetStream needs a majority of them up to elect leaders)")
@@ -279,13 +301,18 @@ def main():
     kind = "plain" if args.no_tls else "tls"
     state_dir = os.path.abspath(os.path.join(args.dir, f"cluster-{kind}" if args.cluster else kind))
     if re.search(r'["\\\n\r]', state_dir):  # nats-server's configuration quotes paths, without escapes
-        parser.error(f"--dir {state_dir!r}: a path with a double quote, a backslash or a line break cannot be "
-                     "written in nats-server's configuration; pick another")
+        parser.error(
+            f"--dir {state_dir!r}: a path with a double quote, a backslash or a line break cannot be "
+            "written in nats-server's configuration; pick another"
+        )
     ports = [args.port + i for i in range(args.cluster or 1)]
     for port in ports:
         if not port_is_free(port):
-            parser.exit(2, f"local-broker: error: port {port} on 127.0.0.1 is already in use; "
-                           f"stop what uses it or pick another with --port\n")
+            parser.exit(
+                2,
+                f"local-broker: error: port {port} on 127.0.0.1 is already in use; "
+                f"stop what uses it or pick another with --port\n",
+            )
     if not os.path.exists(args.dir):  # a folder of our own (not one of the user's, such as /tmp): private too
         os.makedirs(args.dir)
         os.chmod(args.dir, 0o700)
@@ -325,15 +352,23 @@ def run_cluster(state_dir, ports, tls):
         log = open(os.path.join(state_dir, f"node-{index}.log"), "ab")
         pid_file = os.path.join(state_dir, f"node-{index}.pid")
         # A session of its own: Ctrl+C reaches this script, which stops the nodes in order.
-        nodes[index] = subprocess.Popen([*node_command(state_dir, index, ports[index - 1]), "-P", pid_file],
-                                        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        nodes[index] = subprocess.Popen(
+            [*node_command(state_dir, index, ports[index - 1]), "-P", pid_file],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
 
     try:
         for index in range(1, len(ports) + 1):
             start(index)
-        print(f"Local NATS cluster of {len(ports)} nodes on 127.0.0.1 (logs: {state_dir}/node-N.log); "
-              "waiting for JetStream...", flush=True)
+        print(
+            f"Local NATS cluster of {len(ports)} nodes on 127.0.0.1 (logs: {state_dir}/node-N.log); "
+            "waiting for JetStream...",
+            flush=True,
+        )
         urls = [f"nats://127.0.0.1:{port}" for port in ports]
         ca = os.path.join(state_dir, "ca.pem") if tls else None
         while not stopping:
@@ -346,8 +381,10 @@ def run_cluster(state_dir, ports, tls):
         else:
             return
         print_exports("JetStream is ready.", state_dir, ports, tls)
-        print(f"A node that stops is started again after {RESTART_AFTER} s. "
-              f"To stop node 2 abruptly: kill -9 \"$(cat {state_dir}/node-2.pid)\"")
+        print(
+            f"A node that stops is started again after {RESTART_AFTER} s. "
+            f'To stop node 2 abruptly: kill -9 "$(cat {state_dir}/node-2.pid)"'
+        )
         print("Stop the cluster with Ctrl+C.", flush=True)
         down = {}  # node index -> when it stopped
         while not stopping:
@@ -355,8 +392,11 @@ def run_cluster(state_dir, ports, tls):
             for index, node in nodes.items():
                 if node.poll() is not None and index not in down:
                     down[index] = time.monotonic()
-                    print(f"node-{index} stopped ({exit_status(node.returncode)}); starting it again in "
-                          f"{RESTART_AFTER} s", flush=True)
+                    print(
+                        f"node-{index} stopped ({exit_status(node.returncode)}); starting it again in "
+                        f"{RESTART_AFTER} s",
+                        flush=True,
+                    )
             for index, since in list(down.items()):
                 if time.monotonic() - since >= RESTART_AFTER and not stopping:
                     start(index)

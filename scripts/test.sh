@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint (ruff, shellcheck) and pytest against real nats-server brokers.
+# The whole test suite: lint (ruff format and check, shellcheck) and pytest against real nats-server brokers.
 # Usage: bash scripts/test.sh [PYTEST_ARGS...]
 # It creates or reuses .venv and installs requirements.txt and tests/requirements.txt into it; then a venv
 # per Python 3.9+ found here (.venv/pythons/), and the environment `uv run pub.py` uses (PEP 723 metadata).
@@ -14,6 +14,7 @@ ensure_pythons
 "$BIN/uv" sync --quiet --script sub.py
 
 echo "ruff"
+"$BIN/ruff" format --check .
 "$BIN/ruff" check .
 echo "shellcheck"
 "$BIN/shellcheck" scripts/*.sh .ci/run

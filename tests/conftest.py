@@ -44,8 +44,14 @@ def js_call(server, action):
 
     async def call():
         tls = ssl.create_default_context(cafile=server.ca) if server.ca else None
-        nc = await nats.connect(server.url.split(","), user_credentials=server.creds, tls=tls, error_cb=quiet,
-                                reconnect_time_wait=0.2, max_reconnect_attempts=-1)
+        nc = await nats.connect(
+            server.url.split(","),
+            user_credentials=server.creds,
+            tls=tls,
+            error_cb=quiet,
+            reconnect_time_wait=0.2,
+            max_reconnect_attempts=-1,
+        )
         try:
             return await action(nc.jetstream())
         finally:
@@ -60,8 +66,9 @@ class Process:
     def __init__(self, command, env, cwd, merge_stderr=False):
         self.command = command
         stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
-        self.proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=stderr, text=True)
+        self.proc = subprocess.Popen(
+            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
         self.lines = []
         self.stderr = ""
         self._new = queue.Queue()
@@ -132,8 +139,15 @@ class Process:
 class Broker:
     """A real nats-server, minted fresh: operator, accounts, user creds, and TLS files if tls."""
 
-    def __init__(self, state_dir, tls=False, tls_names=("localhost", "127.0.0.1"), max_payload=None, config=(),
-                 jetstream=local_broker.JETSTREAM):
+    def __init__(
+        self,
+        state_dir,
+        tls=False,
+        tls_names=("localhost", "127.0.0.1"),
+        max_payload=None,
+        config=(),
+        jetstream=local_broker.JETSTREAM,
+    ):
         local_broker.mint(state_dir, tls=tls, tls_names=tls_names, jetstream=jetstream)
         with open(os.path.join(state_dir, "server.conf"), "a") as conf:
             for line in [f"max_payload: {max_payload}"] * bool(max_payload) + list(config):
@@ -358,8 +372,15 @@ def run(workdir):
 
     def run_script(script, *args, env, timeout=30, prefix=()):
         started = time.monotonic()
-        result = subprocess.run([*prefix, PYTHON, os.path.join(ROOT, script), *args], env=env, cwd=workdir,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [*prefix, PYTHON, os.path.join(ROOT, script), *args],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         result.seconds = time.monotonic() - started
         return result
 

@@ -24,23 +24,42 @@ ACCOUNT_QUOTA = 10  # NATS accounts per organization
 
 def not_found(resource, resource_id):
     # recorded: 404 bodies name accounts "namespace" (the v1alpha1 name) and credentials "credentials"
-    return 404, {"message": "resource is not found", "resource": resource, "resource_id": resource_id,
-                 "type": "not_found"}
+    return 404, {
+        "message": "resource is not found",
+        "resource": resource,
+        "resource_id": resource_id,
+        "type": "not_found",
+    }
 
 
 def quota_exceeded(resource, quota, current):
     # SDK: QuotasExceededError, details [{resource, quota, current}], answered with 403
-    return 403, {"details": [{"current": current, "organization_id": PROJECT_ID, "quota": quota,
-                              "resource": resource}],
-                 "message": "quota(s) exceeded for this resource", "type": "quotas_exceeded"}
+    return 403, {
+        "details": [{"current": current, "organization_id": PROJECT_ID, "quota": quota, "resource": resource}],
+        "message": "quota(s) exceeded for this resource",
+        "type": "quotas_exceeded",
+    }
 
 
 # recorded: a permission the API key's policy lacks
-PERMISSIONS_DENIED = (403, {"details": [{"action": "read", "resource": "namespace"}],
-                            "message": "insufficient permissions", "type": "permissions_denied"})
+PERMISSIONS_DENIED = (
+    403,
+    {
+        "details": [{"action": "read", "resource": "namespace"}],
+        "message": "insufficient permissions",
+        "type": "permissions_denied",
+    },
+)
 # recorded: an unknown secret key
-DENIED_AUTHENTICATION = (401, {"message": "authentication is denied", "method": "api_key", "reason": "not_found",
-                               "type": "denied_authentication"})
+DENIED_AUTHENTICATION = (
+    401,
+    {
+        "message": "authentication is denied",
+        "method": "api_key",
+        "reason": "not_found",
+        "type": "denied_authentication",
+    },
+)
 
 
 class ScalewayAPI:
@@ -71,7 +90,7 @@ class ScalewayAPI:
         """(status, body) for one request, as the real API answers it."""
         parts = urlsplit(url)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        region, _, resource = parts.path[len(PREFIX):].partition("/")
+        region, _, resource = parts.path[len(PREFIX) :].partition("/")
         collection, _, item = resource.partition("/")
         if not parts.path.startswith(PREFIX) or region not in REGIONS:
             return 404, {"message": "resource is not found", "type": "not_found"}
@@ -93,16 +112,23 @@ class ScalewayAPI:
                 return quota_exceeded("mnq_nats_accounts", ACCOUNT_QUOTA, len(self.accounts))
             account = {
                 "id": "A" + "".join(random.choices(string.ascii_uppercase + "234567", k=55)),
-                "name": body["name"], "endpoint": self.endpoint or f"nats://nats.mnq.{region}.scaleway.com:4222",
-                "project_id": body["project_id"], "region": region, "created_at": NOW, "updated_at": NOW,
+                "name": body["name"],
+                "endpoint": self.endpoint or f"nats://nats.mnq.{region}.scaleway.com:4222",
+                "project_id": body["project_id"],
+                "region": region,
+                "created_at": NOW,
+                "updated_at": NOW,
             }
             self.accounts[account["id"]] = account
             return 200, account
         if method == "GET" and item:
             return 200, account
         if method == "GET":
-            found = [a for a in self.accounts.values() if a["region"] == region
-                     and query.get("project_id", a["project_id"]) == a["project_id"]]
+            found = [
+                a
+                for a in self.accounts.values()
+                if a["region"] == region and query.get("project_id", a["project_id"]) == a["project_id"]
+            ]
             return 200, page(query, "nats_accounts", found)
         if method == "DELETE" and item:
             # recorded: 204, empty body; the account's credentials go with it
@@ -120,23 +146,41 @@ class ScalewayAPI:
             account_id = body.get("nats_account_id", "")
             if len(account_id) != 56:
                 # recorded
-                return 400, {"details": [{"argument_name": "nats_account_id", "help_message":
-                                          "value length must be 56 runes", "reason": "constraint"}],
-                             "message": "invalid argument(s)", "type": "invalid_arguments"}
+                return 400, {
+                    "details": [
+                        {
+                            "argument_name": "nats_account_id",
+                            "help_message": "value length must be 56 runes",
+                            "reason": "constraint",
+                        }
+                    ],
+                    "message": "invalid argument(s)",
+                    "type": "invalid_arguments",
+                }
             account = self.accounts.get(account_id)
             if account is None or account["region"] != region:
                 return not_found("namespace", account_id)
-            creds = {"id": str(uuid.uuid4()), "name": body["name"], "nats_account_id": account_id,
-                     "region": region, "created_at": NOW, "updated_at": NOW, "credentials": None,
-                     "checksum": f"{random.getrandbits(160):040x}"}
+            creds = {
+                "id": str(uuid.uuid4()),
+                "name": body["name"],
+                "nats_account_id": account_id,
+                "region": region,
+                "created_at": NOW,
+                "updated_at": NOW,
+                "credentials": None,
+                "checksum": f"{random.getrandbits(160):040x}",
+            }
             self.credentials[creds["id"]] = creds
             # recorded: only the answer to the create call holds the file
             return 200, {**creds, "credentials": {"name": "user.creds", "content": self.creds_content}}
         if method == "GET" and item:
             return 200, creds
         if method == "GET":
-            found = [c for c in self.credentials.values() if c["region"] == region
-                     and query.get("nats_account_id", c["nats_account_id"]) == c["nats_account_id"]]
+            found = [
+                c
+                for c in self.credentials.values()
+                if c["region"] == region and query.get("nats_account_id", c["nats_account_id"]) == c["nats_account_id"]
+            ]
             return 200, page(query, "nats_credentials", found)
         if method == "DELETE" and item:
             del self.credentials[item]
@@ -180,4 +224,4 @@ class ScalewayAPI:
 def page(query, key, items):
     """A list answer: one page of items, and the total count before paging (recorded shape)."""
     number, size = int(query.get("page", 1)), int(query.get("page_size", 50))
-    return {"total_count": len(items), key: items[(number - 1) * size:number * size]}
+    return {"total_count": len(items), key: items[(number - 1) * size : number * size]}

@@ -12,8 +12,13 @@ from conftest import ROOT, clean_env
 def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):
     out = tmp_path / "bench.json"
 
-    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/bench.sh"), "--quick", "--json", str(out)],
-                            env=clean_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts/bench.sh"), "--quick", "--json", str(out)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("| measure | pub.py / sub.py | plain nats-py | ratio | target |")

@@ -52,8 +52,9 @@ def store_numbered(cluster, numbers, subject="s.x"):
 
     async def publish(js):
         for n in numbers:
-            await until_it_answers(lambda js, n=n: js.publish(subject, str(n).encode(),
-                                                               headers={"Nats-Msg-Id": f"test-{n}"}))(js)
+            await until_it_answers(
+                lambda js, n=n: js.publish(subject, str(n).encode(), headers={"Nats-Msg-Id": f"test-{n}"})
+            )(js)
 
     js_call(cluster, publish)
 
@@ -64,8 +65,11 @@ def wait_until_current(cluster, name="S"):
     while True:
         info = stream_info(cluster, name)
         replicas = info.cluster.replicas or []
-        if info.cluster.leader and len(replicas) == info.config.num_replicas - 1 and all(
-                r.current and not r.offline for r in replicas):
+        if (
+            info.cluster.leader
+            and len(replicas) == info.config.num_replicas - 1
+            and all(r.current and not r.offline for r in replicas)
+        ):
             return
         assert time.monotonic() < deadline, info.cluster
         time.sleep(0.2)
@@ -135,8 +139,9 @@ def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(cluster, start
     first = run("pub.py", "--stream", "S", "--subject", "s.x", "run-0", env=cluster.env())
     assert first.returncode == 0, first.stderr
     assert stream_info(cluster).config.num_replicas == 3, "a cluster's streams get 3 replicas by default"
-    make_stream_consumer = until_it_answers(lambda js: js.add_consumer("S", durable_name="D", ack_wait=3,
-                                                                       filter_subject="s.x"))
+    make_stream_consumer = until_it_answers(
+        lambda js: js.add_consumer("S", durable_name="D", ack_wait=3, filter_subject="s.x")
+    )
     js_call(cluster, make_stream_consumer)
     sub = start("sub.py", "--stream", "S", "--subject", "s.x", "--durable", "D", env=cluster.env())
     sub.wait_for_line("Subscription OK")
@@ -144,8 +149,20 @@ def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(cluster, start
 
     def publish_back_to_back():
         while not restarted.is_set():
-            runs.append(run("pub.py", "--stream", "S", "--subject", "s.x", "--count", "3000", f"run-{len(runs)}",
-                            env=cluster.env(), timeout=90))
+            runs.append(
+                run(
+                    "pub.py",
+                    "--stream",
+                    "S",
+                    "--subject",
+                    "s.x",
+                    "--count",
+                    "3000",
+                    f"run-{len(runs)}",
+                    env=cluster.env(),
+                    timeout=90,
+                )
+            )
 
     publisher = threading.Thread(target=publish_back_to_back)
     publisher.start()
@@ -163,7 +180,8 @@ def test_a_rolling_restart_loses_nothing_and_stores_nothing_twice(cluster, start
         assert_only_outage_warnings(result.stderr)
     claimed = 1 + 3000 * (len(runs) - 1)
     assert [r.stdout.splitlines()[-1] for r in runs[1:]] == ["Published 3000 messages to 's.x' (stream S)"] * (
-        len(runs) - 1)
+        len(runs) - 1
+    )
     assert stream_info(cluster).state.messages == claimed, "the stream holds exactly what pub.py claimed"
     wanted = Counter({"run-0": 1, **{f"run-{k}": 3000 for k in range(1, len(runs))}})
     deadline = time.monotonic() + 60
@@ -235,8 +253,9 @@ class PullRequests:
         async def counted(msg):
             self.count += 1
 
-        nc = await nats.connect(cluster.url.split(","), user_credentials=cluster.creds,
-                                tls=ssl.create_default_context(cafile=cluster.ca))
+        nc = await nats.connect(
+            cluster.url.split(","), user_credentials=cluster.creds, tls=ssl.create_default_context(cafile=cluster.ca)
+        )
         await nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", cb=counted)
         await nc.flush()
         self._loop, self._done = asyncio.get_running_loop(), asyncio.Event()

@@ -29,27 +29,39 @@ def seed_block(creds):
 @BOTH
 def test_a_missing_creds_file_is_named_with_the_flag_and_variable_and_how_to_get_one(script, broker, run):
     result = run(script, env=broker.env(NATS_CREDS="/nonexistent/nats.creds"))
-    assert_error(result, 2, f"{script}: error: cannot read credentials file /nonexistent/nats.creds (--creds or "
-                            f"NATS_CREDS): No such file or directory; {GET_ONE}")
+    assert_error(
+        result,
+        2,
+        f"{script}: error: cannot read credentials file /nonexistent/nats.creds (--creds or "
+        f"NATS_CREDS): No such file or directory; {GET_ONE}",
+    )
 
 
 @BOTH
 def test_a_terminal_where_the_local_brokers_exports_were_not_pasted_is_told_so(script, run):
     result = run(script, env=clean_env())
 
-    assert_error(result, 2, f"{script}: error: cannot read credentials file nats.creds (--creds or NATS_CREDS): "
-                            "No such file or directory; NATS_URL and NATS_CREDS are not set in this terminal: for "
-                            "the local broker, paste the three export lines it printed; for Scaleway, get a file "
-                            "with scripts/create-credentials.sh")
+    assert_error(
+        result,
+        2,
+        f"{script}: error: cannot read credentials file nats.creds (--creds or NATS_CREDS): "
+        "No such file or directory; NATS_URL and NATS_CREDS are not set in this terminal: for "
+        "the local broker, paste the three export lines it printed; for Scaleway, get a file "
+        "with scripts/create-credentials.sh",
+    )
 
 
 @BOTH
-@pytest.mark.parametrize("content, missing", [
-    ("", "NATS USER JWT"),
-    ("null\n", "NATS USER JWT"),
-    (seed_block, "NATS USER JWT"),
-    (jwt_block, "USER NKEY SEED"),
-], ids=["empty", "null", "no-jwt", "no-seed"])
+@pytest.mark.parametrize(
+    "content, missing",
+    [
+        ("", "NATS USER JWT"),
+        ("null\n", "NATS USER JWT"),
+        (seed_block, "NATS USER JWT"),
+        (jwt_block, "USER NKEY SEED"),
+    ],
+    ids=["empty", "null", "no-jwt", "no-seed"],
+)
 def test_a_malformed_creds_file_is_refused_before_connecting(script, content, missing, broker, run, tmp_path):
     bad = tmp_path / "bad.creds"
     bad.write_text(content if isinstance(content, str) else content(broker.creds))
@@ -91,8 +103,12 @@ def test_creds_rejected_by_the_server_say_authorization_failed(script, broker, m
 
     result = run(script, "--creds", stranger.creds, env=broker.env(), timeout=10)
 
-    assert_error(result, 1, f"{script}: error: authorization failed at {broker.url}: "
-                            f"the server rejected the credentials in {stranger.creds}")
+    assert_error(
+        result,
+        1,
+        f"{script}: error: authorization failed at {broker.url}: "
+        f"the server rejected the credentials in {stranger.creds}",
+    )
     assert result.seconds < 5, "retried credentials that cannot succeed"
 
 
@@ -111,8 +127,12 @@ def test_a_refused_connection_is_named_at_once(script, broker, run):
 
     result = run(script, env=broker.env(NATS_URL=closed), timeout=30)
 
-    assert_error(result, 1, f"{script}: error: could not connect to {closed}: connection refused, nothing listens "
-                            "there; check --server or NATS_URL")
+    assert_error(
+        result,
+        1,
+        f"{script}: error: could not connect to {closed}: connection refused, nothing listens "
+        "there; check --server or NATS_URL",
+    )
     assert result.seconds < 2
 
 
@@ -121,16 +141,23 @@ def test_a_list_of_servers_that_all_refuse_is_named_at_once(broker, run):
 
     result = run("pub.py", "-s", servers, env=broker.env(), timeout=30)
 
-    assert_error(result, 1, f"pub.py: error: could not connect to {servers}: connection refused, nothing listens "
-                            "there; check --server or NATS_URL")
+    assert_error(
+        result,
+        1,
+        f"pub.py: error: could not connect to {servers}: connection refused, nothing listens "
+        "there; check --server or NATS_URL",
+    )
     assert result.seconds < 2
 
 
 def test_a_server_that_does_not_answer_is_named_after_10_seconds_by_default(silent_server, broker, run):
     result = run("pub.py", env=broker.env(NATS_URL=silent_server), timeout=30)
 
-    assert_error(result, 1, f"pub.py: error: could not connect to {silent_server} within 10 s (no answer); "
-                            "check --server or NATS_URL")
+    assert_error(
+        result,
+        1,
+        f"pub.py: error: could not connect to {silent_server} within 10 s (no answer); check --server or NATS_URL",
+    )
     assert 9 < result.seconds < 13
 
 
@@ -138,13 +165,18 @@ def test_a_server_that_does_not_answer_is_named_after_10_seconds_by_default(sile
 def test_timeout_changes_how_long_to_wait(script, silent_server, broker, run):
     result = run(script, "--timeout", "1.5", env=broker.env(NATS_URL=silent_server), timeout=30)
 
-    assert_error(result, 1, f"{script}: error: could not connect to {silent_server} within 1.5 s (no answer); "
-                            "check --server or NATS_URL")
+    assert_error(
+        result,
+        1,
+        f"{script}: error: could not connect to {silent_server} within 1.5 s (no answer); check --server or NATS_URL",
+    )
     assert result.seconds < 5
 
 
-@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0,
-                    reason="needs root and unshare, to fail the lookup without asking any DNS server")
+@pytest.mark.skipif(
+    not shutil.which("unshare") or os.geteuid() != 0,
+    reason="needs root and unshare, to fail the lookup without asking any DNS server",
+)
 def test_a_host_name_that_does_not_resolve_is_named_at_once(broker, run):
     # In an empty network namespace the lookup fails at once, and no packet leaves this machine.
     url = "nats://no-such-host.invalid:4222"
@@ -152,8 +184,12 @@ def test_a_host_name_that_does_not_resolve_is_named_at_once(broker, run):
 
     result = run("pub.py", env=env, prefix=["unshare", "--net"], timeout=30)
 
-    assert_error(result, 1, f"pub.py: error: could not connect to {url}: unknown host "
-                            "(Temporary failure in name resolution); check --server or NATS_URL")
+    assert_error(
+        result,
+        1,
+        f"pub.py: error: could not connect to {url}: unknown host "
+        "(Temporary failure in name resolution); check --server or NATS_URL",
+    )
     assert result.seconds < 2
 
 
@@ -183,22 +219,40 @@ def test_a_publish_to_an_allowed_subject_succeeds_with_the_same_creds(broker, ru
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("script, args, message", [
-    ("pub.py", ["--count", "0", "x"], "argument --count: must be a positive number, not '0'"),
-    ("sub.py", ["--count", "0"], "argument --count: must be a positive number, not '0'"),
-    ("sub.py", ["--count", "two"], "argument --count: must be a positive number, not 'two'"),
-    ("pub.py", ["-H", "Example", "x"], "argument -H/--header: must be KEY=VALUE, a KEY of letters, digits or "
-                                       "-_.!#$%&'*+^`|~ and a VALUE on one line, not 'Example'"),
-    ("pub.py", ["-H", "My Key=1", "x"], "argument -H/--header: must be KEY=VALUE, a KEY of letters, digits or "
-                                        "-_.!#$%&'*+^`|~ and a VALUE on one line, not 'My Key=1'"),
-    ("pub.py", ["-H", "Example=True"], "-H needs a MESSAGE to go with"),
-    ("pub.py", ["--timeout", "-1"], "argument --timeout: must be a positive number, not '-1'"),
-    ("pub.py", ["--bogus"], "unrecognized arguments: --bogus"),
-    ("pub.py", ["hello", "world"], 'MESSAGE is one argument, not 2: quote a message with spaces, as in "hello world"'),
-    ("pub.py", ["-H", "Kind=a", "-H", "Kind=b", "x"], "argument -H/--header: Kind given twice: nats-py sends one "
-                                                      "value per header, so give each KEY once"),
-    ("sub.py", ["--bogus"], "unrecognized arguments: --bogus"),
-])
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("pub.py", ["--count", "0", "x"], "argument --count: must be a positive number, not '0'"),
+        ("sub.py", ["--count", "0"], "argument --count: must be a positive number, not '0'"),
+        ("sub.py", ["--count", "two"], "argument --count: must be a positive number, not 'two'"),
+        (
+            "pub.py",
+            ["-H", "Example", "x"],
+            "argument -H/--header: must be KEY=VALUE, a KEY of letters, digits or "
+            "-_.!#$%&'*+^`|~ and a VALUE on one line, not 'Example'",
+        ),
+        (
+            "pub.py",
+            ["-H", "My Key=1", "x"],
+            "argument -H/--header: must be KEY=VALUE, a KEY of letters, digits or "
+            "-_.!#$%&'*+^`|~ and a VALUE on one line, not 'My Key=1'",
+        ),
+        ("pub.py", ["-H", "Example=True"], "-H needs a MESSAGE to go with"),
+        ("pub.py", ["--timeout", "-1"], "argument --timeout: must be a positive number, not '-1'"),
+        ("pub.py", ["--bogus"], "unrecognized arguments: --bogus"),
+        (
+            "pub.py",
+            ["hello", "world"],
+            'MESSAGE is one argument, not 2: quote a message with spaces, as in "hello world"',
+        ),
+        (
+            "pub.py",
+            ["-H", "Kind=a", "-H", "Kind=b", "x"],
+            "argument -H/--header: Kind given twice: nats-py sends one value per header, so give each KEY once",
+        ),
+        ("sub.py", ["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
 def test_bad_flags_are_a_usage_error(script, args, message, run):
     result = run(script, *args, env={})
 
@@ -209,6 +263,7 @@ def test_bad_flags_are_a_usage_error(script, args, message, run):
 
 # TLS, as Scaleway does it: the URL says nats://, the server requires TLS, the client verifies it.
 
+
 @BOTH
 def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, run):
     env = tls_broker.env()
@@ -216,9 +271,13 @@ def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, r
 
     result = run(script, env=env, timeout=10)
 
-    assert_error(result, 1, f"{script}: error: certificate verification failed for {tls_broker.url}: "
-                            "unable to get local issuer certificate; "
-                            "if the server uses a private CA, give it with --tlsca or NATS_CA")
+    assert_error(
+        result,
+        1,
+        f"{script}: error: certificate verification failed for {tls_broker.url}: "
+        "unable to get local issuer certificate; "
+        "if the server uses a private CA, give it with --tlsca or NATS_CA",
+    )
     assert result.seconds < 5, "retried a certificate that cannot be trusted"
 
 
@@ -226,8 +285,11 @@ def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, r
 def test_a_missing_ca_file_is_named(script, tls_broker, run):
     result = run(script, "--tlsca", "/nonexistent/ca.pem", env=tls_broker.env())
 
-    assert_error(result, 2, f"{script}: error: cannot use CA file /nonexistent/ca.pem (--tlsca or NATS_CA): "
-                            "No such file or directory")
+    assert_error(
+        result,
+        2,
+        f"{script}: error: cannot use CA file /nonexistent/ca.pem (--tlsca or NATS_CA): No such file or directory",
+    )
 
 
 def test_a_ca_file_that_is_not_a_certificate_is_named(tls_broker, run):
@@ -243,17 +305,22 @@ def test_a_certificate_for_another_host_name_is_a_mismatch(make_broker, run):
 
     result = run("pub.py", env=broker.env(), timeout=10)
 
-    assert_error(result, 1, f"pub.py: error: certificate verification failed for {broker.url}: "
-                            "IP address mismatch, certificate is not valid for '127.0.0.1'.; "
-                            "connect with a host name the certificate was issued for")
+    assert_error(
+        result,
+        1,
+        f"pub.py: error: certificate verification failed for {broker.url}: "
+        "IP address mismatch, certificate is not valid for '127.0.0.1'.; "
+        "connect with a host name the certificate was issued for",
+    )
 
 
 @BOTH
 def test_a_huge_creds_file_is_refused_without_reading_it_whole(script, run):
     result = run(script, "--creds", "/dev/zero", "-s", "nats://127.0.0.1:1", env=clean_env())
 
-    assert_error(result, 2, f"{script}: error: credentials file /dev/zero is too large for a creds file (over 64 KB); "
-                            f"{GET_ONE}")
+    assert_error(
+        result, 2, f"{script}: error: credentials file /dev/zero is too large for a creds file (over 64 KB); {GET_ONE}"
+    )
 
 
 @BOTH
@@ -264,4 +331,5 @@ def test_a_url_that_is_not_nats_is_refused_at_once_naming_the_schemes_that_work(
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         f"{script}: error: argument -s/--server: '{url}' (from -s or NATS_URL): {url.split(':')[0]}:// is not "
-        "supported here; use nats://HOST:PORT or tls://HOST:PORT")
+        "supported here; use nats://HOST:PORT or tls://HOST:PORT"
+    )

@@ -29,7 +29,7 @@ def publish_numbered(broker, count, stream="orders", start=0):
 
 
 def numbers(lines):
-    return [int(line[len(RECEIVED):]) for line in lines if line.startswith(RECEIVED)]
+    return [int(line[len(RECEIVED) :]) for line in lines if line.startswith(RECEIVED)]
 
 
 def consume(start, broker, *args):
@@ -134,8 +134,14 @@ def test_ctrl_c_with_nothing_to_read_disconnects_cleanly(broker, start):
 
     assert sub.wait() == 0
     assert time.monotonic() - started < 3
-    assert sub.lines == ["Connection", f"Connected to NATS at 127.0.0.1:{broker.port}...", "Subscribing",
-                         "Subscription OK", "Disconnecting...", "Disconnection OK"]
+    assert sub.lines == [
+        "Connection",
+        f"Connected to NATS at 127.0.0.1:{broker.port}...",
+        "Subscribing",
+        "Subscription OK",
+        "Disconnecting...",
+        "Disconnection OK",
+    ]
     assert sub.stderr == ""
 
 
@@ -212,6 +218,7 @@ def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broke
 
 # Bad input: one line, a non-zero exit, no traceback, no hang
 
+
 def assert_error(result, code, message):
     assert result.returncode == code, (result.stdout, result.stderr)
     assert result.stderr.splitlines() == [message]
@@ -224,8 +231,12 @@ def test_an_account_without_jetstream_is_named(script, make_broker, run):
 
     result = run(script, "--stream", "orders", env=broker.env())
 
-    assert_error(result, 1, f"{script}: error: JetStream is not enabled for this account at {broker.url}; "
-                            "publish and subscribe without --stream")
+    assert_error(
+        result,
+        1,
+        f"{script}: error: JetStream is not enabled for this account at {broker.url}; "
+        "publish and subscribe without --stream",
+    )
 
 
 @pytest.mark.parametrize("script", ["pub.py", "sub.py"])
@@ -234,24 +245,46 @@ def test_a_stream_that_does_not_capture_the_subject_names_its_subjects(script, b
 
     result = run(script, "--stream", "orders", "--subject", "invoices", env=broker.env())
 
-    assert_error(result, 2, f"{script}: error: stream orders does not capture 'invoices': its subjects are "
-                            "'orders.new'; use one of them with --subject, or another --stream")
+    assert_error(
+        result,
+        2,
+        f"{script}: error: stream orders does not capture 'invoices': its subjects are "
+        "'orders.new'; use one of them with --subject, or another --stream",
+    )
 
 
-@pytest.mark.parametrize("script, args, message", [
-    ("pub.py", ["--stream", "my.orders"], "argument --stream: not a valid name: 'my.orders' "
-                                          "(no spaces, no . * > / or \\)"),
-    ("sub.py", ["--stream", "orders", "--durable", "a b"], "argument --durable: not a valid name: 'a b' "
-                                                          "(no spaces, no . * > / or \\)"),
-    ("sub.py", ["--stream", "or*ders"], "argument --stream: not a valid name: 'or*ders' "
-                                        "(no spaces, no . * > / or \\)"),
-    ("sub.py", ["--durable", "shipping"], "--durable needs --stream: a durable consumer reads a JetStream stream"),
-    ("pub.py", ["--replicas", "3"], "--replicas needs --stream: it is the number of copies of a new stream"),
-    ("sub.py", ["--stream", "orders", "--replicas", "6"], "argument --replicas: invalid choice: 6 "
-                                                          "(choose from 1, 2, 3, 4, 5)"),
-    ("sub.py", ["--stream", "orders", "--queue", "workers"], "--queue is for core NATS; with --stream, share the "
-                                                             "messages by giving several sub.py the same --durable"),
-])
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        (
+            "pub.py",
+            ["--stream", "my.orders"],
+            "argument --stream: not a valid name: 'my.orders' (no spaces, no . * > / or \\)",
+        ),
+        (
+            "sub.py",
+            ["--stream", "orders", "--durable", "a b"],
+            "argument --durable: not a valid name: 'a b' (no spaces, no . * > / or \\)",
+        ),
+        (
+            "sub.py",
+            ["--stream", "or*ders"],
+            "argument --stream: not a valid name: 'or*ders' (no spaces, no . * > / or \\)",
+        ),
+        ("sub.py", ["--durable", "shipping"], "--durable needs --stream: a durable consumer reads a JetStream stream"),
+        ("pub.py", ["--replicas", "3"], "--replicas needs --stream: it is the number of copies of a new stream"),
+        (
+            "sub.py",
+            ["--stream", "orders", "--replicas", "6"],
+            "argument --replicas: invalid choice: 6 (choose from 1, 2, 3, 4, 5)",
+        ),
+        (
+            "sub.py",
+            ["--stream", "orders", "--queue", "workers"],
+            "--queue is for core NATS; with --stream, share the messages by giving several sub.py the same --durable",
+        ),
+    ],
+)
 def test_bad_stream_flags_are_a_usage_error(script, args, message, run):
     result = run(script, *args, env={})
 
@@ -278,8 +311,9 @@ def test_messages_the_stream_refuses_are_a_failure_with_a_count(broker, run):
     result = run("pub.py", "--stream", "orders", "--count", "12", "x", env=broker.env())
 
     assert result.returncode == 1
-    found = re.fullmatch(r"pub\.py: error: 7 of 12 messages were not stored in stream orders \((.+)\); 5 were\n",
-                         result.stderr)
+    found = re.fullmatch(
+        r"pub\.py: error: 7 of 12 messages were not stored in stream orders \((.+)\); 5 were\n", result.stderr
+    )
     assert found, result.stderr
     assert "maximum messages exceeded" in found.group(1)
     assert "Published" not in result.stdout
@@ -295,10 +329,11 @@ def test_the_local_broker_refuses_memory_streams_as_scaleway_does(broker):
 
 # The README's step 5, as written
 
+
 def readme_step_5():
     """The step's code blocks, as (kind, text): each bash block is followed by the text it prints."""
     text = open(os.path.join(ROOT, "README.md")).read()
-    step = text[text.index("### 5. Keep messages while sub.py is down"):text.index("### 6. When a server goes down")]
+    step = text[text.index("### 5. Keep messages while sub.py is down") : text.index("### 6. When a server goes down")]
     return re.findall(r"```(\w+)\n(.*?)```", step, re.S)
 
 
@@ -311,8 +346,9 @@ def test_the_readme_step_keep_messages_while_sub_is_down_works_as_written(tls_br
     assert len(commands) == len(outputs) >= 3
 
     def run_as_written(command):
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], env=env, cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
         assert (result.returncode, result.stderr) == (0, ""), command
         return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", result.stdout)
 
@@ -336,8 +372,8 @@ def test_the_readme_step_keep_messages_while_sub_is_down_works_as_written(tls_br
     assert run_as_written(commands[-1]) == "There is no stream orders: nothing to delete\n"
 
 
-
 # When the stream does not answer, or is gone
+
 
 def test_a_broker_stopped_with_sigterm_while_sub_reads_a_backlog_is_waited_for_not_called_no_jetstream(broker, start):
     publish_numbered(broker, 20000)
@@ -356,10 +392,13 @@ def test_a_broker_stopped_with_sigterm_while_sub_reads_a_backlog_is_waited_for_n
     assert "Traceback" not in sub.stderr
 
 
-@pytest.mark.parametrize("deleted, message", [
-    ("stream", "sub.py: error: stream orders was deleted while sub.py was reading it"),
-    ("consumer", "sub.py: error: consumer shipping was deleted while sub.py was reading it"),
-])
+@pytest.mark.parametrize(
+    "deleted, message",
+    [
+        ("stream", "sub.py: error: stream orders was deleted while sub.py was reading it"),
+        ("consumer", "sub.py: error: consumer shipping was deleted while sub.py was reading it"),
+    ],
+)
 def test_a_stream_or_consumer_deleted_while_sub_reads_is_named(deleted, message, broker, start):
     publish_numbered(broker, 3)
     sub = consume(start, broker, "--durable", "shipping")
@@ -394,8 +433,9 @@ def test_a_pull_request_left_by_a_stopped_sub_takes_no_message_away(broker, star
 
 def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirmed(broker, run, spawn):
     publish_numbered(broker, 1)
-    pub = spawn([PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "orders", "--count", "2000000", "x"],
-                env=broker.env())
+    pub = spawn(
+        [PYTHON, os.path.join(ROOT, "pub.py"), "--stream", "orders", "--count", "2000000", "x"], env=broker.env()
+    )
     pub.wait_for_line("Connected to NATS")
 
     async def stored(js):
@@ -409,10 +449,13 @@ def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirme
     finally:
         broker.proc.signal(signal.SIGCONT)
 
-    found = re.fullmatch(r"pub\.py: warning: stream orders is not answering \(nats: timeout\); trying again for up "
-                         r"to 30 s\npub\.py: error: stream orders did not answer for 30 s \(nats: timeout\): (\d+) of "
-                         r"2000000 messages were confirmed stored, (\d+) are unconfirmed \(they may be stored\) and "
-                         r"(\d+) were not sent\n", pub.stderr)
+    found = re.fullmatch(
+        r"pub\.py: warning: stream orders is not answering \(nats: timeout\); trying again for up "
+        r"to 30 s\npub\.py: error: stream orders did not answer for 30 s \(nats: timeout\): (\d+) of "
+        r"2000000 messages were confirmed stored, (\d+) are unconfirmed \(they may be stored\) and "
+        r"(\d+) were not sent\n",
+        pub.stderr,
+    )
     assert found, pub.stderr
     confirmed, unconfirmed, unsent = map(int, found.groups())
     assert confirmed + unconfirmed + unsent == 2000000
@@ -426,8 +469,11 @@ def test_a_subject_another_stream_captures_names_that_stream(script, broker, run
 
     result = run(script, "--stream", "big", "--subject", "orders.new", env=broker.env())
 
-    assert_error(result, 2, f"{script}: error: stream orders already captures 'orders.new'; use --stream orders, "
-                            "or another --subject")
+    assert_error(
+        result,
+        2,
+        f"{script}: error: stream orders already captures 'orders.new'; use --stream orders, or another --subject",
+    )
 
 
 def test_a_durable_consumer_made_for_another_subject_is_an_error_that_names_its_subject(broker, run):
@@ -442,8 +488,11 @@ def test_a_durable_consumer_made_for_another_subject_is_an_error_that_names_its_
 
     result = run("sub.py", "--stream", "fs", "--subject", "fs.b", "--durable", "D", env=broker.env())
 
-    assert_error(result, 2, "sub.py: error: consumer D of stream fs reads 'fs.a', not 'fs.b'; use --subject fs.a, "
-                            "or another --durable")
+    assert_error(
+        result,
+        2,
+        "sub.py: error: consumer D of stream fs reads 'fs.a', not 'fs.b'; use --subject fs.a, or another --durable",
+    )
     assert "Received" not in result.stdout
 
     async def pending(js):
@@ -456,8 +505,13 @@ def test_a_durable_consumer_made_for_another_subject_is_an_error_that_names_its_
 def test_acknowledgements_leave_while_sub_prints_not_only_at_the_next_fetch(broker, workdir):
     publish_numbered(broker, 5000)
     reader, writer = os.pipe()  # sub.py's output: a pipe nobody reads, so it blocks mid-batch once the pipe is full
-    sub = subprocess.Popen([PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "orders", "--durable", "shipping"],
-                           stdout=writer, stderr=subprocess.DEVNULL, env=broker.env(), cwd=workdir)
+    sub = subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "sub.py"), "--stream", "orders", "--durable", "shipping"],
+        stdout=writer,
+        stderr=subprocess.DEVNULL,
+        env=broker.env(),
+        cwd=workdir,
+    )
     os.close(writer)
 
     async def acknowledged(js):
@@ -485,8 +539,9 @@ def test_a_consumer_at_its_limit_of_unacknowledged_messages_is_told_with_the_ack
     publish_numbered(broker, 20)
 
     async def crashed_consumers(js):  # 5 handed out and never acknowledged, as by sub.py killed with -9
-        await js.add_consumer("orders", durable_name="shipping", filter_subject="my-subject", max_ack_pending=5,
-                              ack_wait=30)
+        await js.add_consumer(
+            "orders", durable_name="shipping", filter_subject="my-subject", max_ack_pending=5, ack_wait=30
+        )
         await (await js.pull_subscribe("my-subject", durable="shipping", stream="orders")).fetch(5)
 
     js_call(broker, crashed_consumers)
@@ -496,4 +551,5 @@ def test_a_consumer_at_its_limit_of_unacknowledged_messages_is_told_with_the_ack
     assert sub.wait() == 0
     assert sub.stderr.splitlines() == [
         "sub.py: warning: consumer shipping has 5 messages handed out and not acknowledged, its limit "
-        "(max_ack_pending): it gets no message until the server hands them out again, after the ack wait (30 s)"]
+        "(max_ack_pending): it gets no message until the server hands them out again, after the ack wait (30 s)"
+    ]

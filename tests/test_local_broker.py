@@ -24,8 +24,12 @@ def local_broker(tmp_path):
     procs = []
 
     def start(*args, ready="Server is ready", **env):
-        proc = Process(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), *args],
-                       env=clean_env(**env), cwd=str(tmp_path), merge_stderr=True)
+        proc = Process(
+            ["bash", os.path.join(ROOT, "scripts/local-broker.sh"), *args],
+            env=clean_env(**env),
+            cwd=str(tmp_path),
+            merge_stderr=True,
+        )
         procs.append(proc)
         proc.wait_for_line(ready)
         proc.exports = dict(re.findall(r"^  export (NATS_\w+)=(.*)$", "\n".join(proc.lines), re.M))
@@ -117,14 +121,26 @@ def test_local_broker_stops_cleanly_on_ctrl_c(local_broker, tmp_path):
 
 
 def test_local_broker_says_when_the_port_is_taken(broker, tmp_path):
-    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--port", str(broker.port),
-                             "--dir", str(tmp_path / "state")], env=clean_env(), capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [
+            "bash",
+            os.path.join(ROOT, "scripts/local-broker.sh"),
+            "--port",
+            str(broker.port),
+            "--dir",
+            str(tmp_path / "state"),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         f"local-broker: error: port {broker.port} on 127.0.0.1 is already in use; "
-        "stop what uses it or pick another with --port")
+        "stop what uses it or pick another with --port"
+    )
 
 
 def processes_using(path):
@@ -148,10 +164,12 @@ def three_free_ports():
 
 
 def test_local_broker_cluster_runs_three_nodes_that_give_streams_three_replicas_and_ctrl_c_stops_them_all(
-        local_broker, tmp_path, run):
+    local_broker, tmp_path, run
+):
     port, state = three_free_ports(), tmp_path / "state"
-    cluster = local_broker("--cluster", "3", "--port", str(port), "--dir", str(state),
-                           ready="Stop the cluster with Ctrl+C.")
+    cluster = local_broker(
+        "--cluster", "3", "--port", str(port), "--dir", str(state), ready="Stop the cluster with Ctrl+C."
+    )
 
     nodes = state / "cluster-tls"
     assert cluster.exports == {
@@ -163,8 +181,9 @@ def test_local_broker_cluster_runs_three_nodes_that_give_streams_three_replicas_
     assert len(processes_using(str(nodes))) == 3
     published = run("pub.py", "--stream", "orders", env=clean_env(**cluster.exports))
     assert published.returncode == 0, published.stderr
-    replicas = subprocess.run([PYTHON, "-c", STREAM_REPLICAS], env=clean_env(**cluster.exports), capture_output=True,
-                              text=True, timeout=30)
+    replicas = subprocess.run(
+        [PYTHON, "-c", STREAM_REPLICAS], env=clean_env(**cluster.exports), capture_output=True, text=True, timeout=30
+    )
     assert replicas.stdout == "3 replicas\n", replicas.stderr
 
     os.kill(int((nodes / "node-2.pid").read_text()), signal.SIGKILL)
@@ -190,13 +209,18 @@ asyncio.run(main())
 
 
 def test_local_broker_cluster_needs_three_nodes_or_more(tmp_path):
-    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--cluster", "2",
-                             "--dir", str(tmp_path / "state")], env=clean_env(), capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--cluster", "2", "--dir", str(tmp_path / "state")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == ("local-broker.sh: error: --cluster takes 3 to 9 nodes (JetStream needs "
-                                              "a majority of them up to elect leaders)")
+    assert result.stderr.splitlines()[-1] == (
+        "local-broker.sh: error: --cluster takes 3 to 9 nodes (JetStream needs a majority of them up to elect leaders)"
+    )
 
 
 def demo(*args):
@@ -211,7 +235,7 @@ def test_demo_runs_the_tutorial_end_to_end_and_leaves_nothing_running():
     for _ in range(2):  # running it twice works too
         run = demo()
         assert run.wait(timeout=120) == 0, run.stderr
-        assert run.lines[run.lines.index("What terminal 1 printed:") + 1:] == [
+        assert run.lines[run.lines.index("What terminal 1 printed:") + 1 :] == [
             "Connection",
             f"Connected to NATS at 127.0.0.1:{demo_port(run.lines)}...",
             "Subscribing",
@@ -248,8 +272,12 @@ def test_local_broker_files_have_safe_modes_whatever_the_umask_and_whatever_was_
     (state / "tls" / "user.creds.tmp").write_text("left by an interrupted run")
     (state / "tls" / "user.creds.tmp").chmod(0o644)
     port = free_port()
-    broker = Process(["bash", "-c", f"umask 000; exec bash '{ROOT}/scripts/local-broker.sh' --port {port} "
-                                    f"--dir '{state}'"], env=clean_env(), cwd=str(tmp_path), merge_stderr=True)
+    broker = Process(
+        ["bash", "-c", f"umask 000; exec bash '{ROOT}/scripts/local-broker.sh' --port {port} --dir '{state}'"],
+        env=clean_env(),
+        cwd=str(tmp_path),
+        merge_stderr=True,
+    )
     try:
         broker.wait_for_line("Server is ready")
     finally:
@@ -265,12 +293,18 @@ def test_local_broker_files_have_safe_modes_whatever_the_umask_and_whatever_was_
 
 
 def test_local_broker_dir_with_spaces_works_and_one_with_a_quote_is_refused_before_anything_is_printed(
-        local_broker, tmp_path, run):
+    local_broker, tmp_path, run
+):
     spaced = local_broker("--port", str(free_port()), "--dir", str(tmp_path / "my broker"))
     assert run("pub.py", env=clean_env(**spaced.exports)).returncode == 0
 
-    result = subprocess.run(["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--dir", str(tmp_path / 'a"b')],
-                            env=clean_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--dir", str(tmp_path / 'a"b')],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 2
     assert result.stdout == ""

@@ -44,15 +44,18 @@ def popen(command, env, cwd, **kwargs):
 
 # Signals, on every platform
 
-def test_on_windows_where_the_loop_has_no_add_signal_handler_ctrl_c_still_disconnects_cleanly(broker, start,
-                                                                                             run, tmp_path):
+
+def test_on_windows_where_the_loop_has_no_add_signal_handler_ctrl_c_still_disconnects_cleanly(
+    broker, start, run, tmp_path
+):
     # Windows' event loops raise NotImplementedError from add_signal_handler: make this one do the same.
     (tmp_path / "sitecustomize.py").write_text(
         "import asyncio\n"
         "def add_signal_handler(self, *args):\n"
         "    raise NotImplementedError\n"
         "asyncio.AbstractEventLoop.add_signal_handler = add_signal_handler\n"
-        "asyncio.SelectorEventLoop.add_signal_handler = add_signal_handler\n")
+        "asyncio.SelectorEventLoop.add_signal_handler = add_signal_handler\n"
+    )
     env = broker.env(PYTHONPATH=str(tmp_path))
     sub = start("sub.py", env=env)
     sub.wait_for_line("Subscription OK")
@@ -78,8 +81,11 @@ def test_ctrl_c_stops_a_long_publish_and_says_how_many_the_server_confirmed(brok
     assert pub.wait() == 130
     assert time.monotonic() - started < 3
     assert pub.lines == [f"Connected to NATS at 127.0.0.1:{broker.port}..."], "it never says Published"
-    found = re.fullmatch(r"pub\.py: error: interrupted: (\d+) of 3000000 messages published to 'my-subject' and "
-                         r"confirmed by the server; the others were not sent\n", pub.stderr)
+    found = re.fullmatch(
+        r"pub\.py: error: interrupted: (\d+) of 3000000 messages published to 'my-subject' and "
+        r"confirmed by the server; the others were not sent\n",
+        pub.stderr,
+    )
     assert found, pub.stderr
     confirmed = int(found.group(1))
     assert 0 < confirmed < 3000000
@@ -121,7 +127,8 @@ def test_a_stop_that_takes_too_long_ends_anyway_and_says_so(broker, run, workdir
         assert GRACE - 0.5 < time.monotonic() - started < GRACE + 3
         assert sub.stderr.read().decode().splitlines() == [
             f"sub.py: warning: could not stop cleanly within {GRACE} s; exiting anyway "
-            "(what was not yet printed or sent is lost)"]
+            "(what was not yet printed or sent is lost)"
+        ]
     finally:
         sub.kill()
         sub.communicate()
@@ -129,11 +136,19 @@ def test_a_stop_that_takes_too_long_ends_anyway_and_says_so(broker, run, workdir
 
 # Output: pipes, full disks, hostile payloads, any text
 
+
 @pytest.mark.skipif(not shutil.which("stdbuf"), reason="stdbuf makes head pass each line on as it comes")
 def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
-    pipeline = subprocess.Popen(f"'{PYTHON}' '{script('sub.py')}' --count 50 | stdbuf -oL head -n 6", shell=True,
-                                env=broker.env(), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+    pipeline = subprocess.Popen(
+        f"'{PYTHON}' '{script('sub.py')}' --count 50 | stdbuf -oL head -n 6",
+        shell=True,
+        env=broker.env(),
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         first = [pipeline.stdout.readline() for _ in range(4)]
         assert first[-1] == "Subscription OK\n", first  # only now: a message never comes before this line
@@ -152,9 +167,16 @@ def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
 
 @pytest.mark.skipif(not hasattr(select, "poll"), reason="a closed pipe is noticed without writing where poll() is")
 def test_sub_piped_into_head_ends_when_head_exits_even_if_no_message_comes(broker, workdir):
-    pipeline = subprocess.Popen(f"'{PYTHON}' '{script('sub.py')}' | head -n 4", shell=True, env=broker.env(),
-                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    pipeline = subprocess.Popen(
+        f"'{PYTHON}' '{script('sub.py')}' | head -n 4",
+        shell=True,
+        env=broker.env(),
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = pipeline.communicate(timeout=10)  # no message is ever published
     finally:
@@ -163,16 +185,27 @@ def test_sub_piped_into_head_ends_when_head_exits_even_if_no_message_comes(broke
         except ProcessLookupError:
             pass
 
-    assert out.splitlines() == ["Connection", f"Connected to NATS at 127.0.0.1:{broker.port}...", "Subscribing",
-                                "Subscription OK"]
+    assert out.splitlines() == [
+        "Connection",
+        f"Connected to NATS at 127.0.0.1:{broker.port}...",
+        "Subscribing",
+        "Subscription OK",
+    ]
     assert err == ""
     assert pipeline.returncode == 0
 
 
 def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(broker, workdir):
     with open("/dev/full", "w") as full:
-        result = subprocess.run([PYTHON, script("sub.py")], env=broker.env(), cwd=workdir, stdout=full,
-                                stderr=subprocess.PIPE, text=True, timeout=30)
+        result = subprocess.run(
+            [PYTHON, script("sub.py")],
+            env=broker.env(),
+            cwd=workdir,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
 
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["sub.py: error: cannot write the output: No space left on device"]
@@ -181,9 +214,14 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(broker, workdir
 def test_control_characters_and_line_breaks_in_a_payload_are_shown_escaped(broker, start):
     sub = subscribed(start, broker, "--count", "3")
 
-    publish(broker, [b"title\x1b]0;pwned\x07 clear\x1b[2J bell\x07 nul\x00 del\x7f",
-                     b"one\nReceived a message on 'my-subject': forged\r\nthree\xe2\x80\xa8four",
-                     "right-to-left \u202eevil".encode()])
+    publish(
+        broker,
+        [
+            b"title\x1b]0;pwned\x07 clear\x1b[2J bell\x07 nul\x00 del\x7f",
+            b"one\nReceived a message on 'my-subject': forged\r\nthree\xe2\x80\xa8four",
+            "right-to-left \u202eevil".encode(),
+        ],
+    )
 
     assert sub.wait() == 0
     assert sub.lines[4:10] == [
@@ -221,6 +259,7 @@ def test_text_in_any_language_prints_as_it_is_whatever_the_output_encoding(encod
 
 # Loss is never silent
 
+
 def test_a_subscriber_that_cannot_keep_up_is_told_what_it_lost(make_broker, run, workdir):
     # The server cuts a client that does not read for write_deadline; core NATS then drops what it held.
     broker = make_broker(config=['write_deadline: "1s"'])
@@ -244,6 +283,7 @@ def test_a_subscriber_that_cannot_keep_up_is_told_what_it_lost(make_broker, run,
 
 # Servers that change while sub.py reconnects
 
+
 @pytest.mark.parametrize("change", ["certificate", "account"])
 def test_a_server_that_rejects_sub_after_a_restart_is_told_once_then_ends_it(change, make_broker, start, tmp_path):
     broker = make_broker(tls=change == "certificate")
@@ -263,8 +303,10 @@ def test_a_server_that_rejects_sub_after_a_restart_is_told_once_then_ends_it(cha
 
     assert sub.wait(timeout=20) == 1
     if change == "certificate":
-        why = (f"certificate verification failed for {broker.url}: unable to get local issuer certificate; "
-               "if the server uses a private CA, give it with --tlsca or NATS_CA")
+        why = (
+            f"certificate verification failed for {broker.url}: unable to get local issuer certificate; "
+            "if the server uses a private CA, give it with --tlsca or NATS_CA"
+        )
     else:
         why = f"authorization failed at {broker.url}: the server rejected the credentials in {env['NATS_CREDS']}"
     assert sub.stderr.splitlines() == [f"sub.py: warning: {why}; retrying", f"sub.py: error: {why}"]
@@ -290,24 +332,55 @@ def test_ctrl_c_while_reconnecting_to_a_server_whose_certificate_fails_exits_cle
 
 # Checked before connecting
 
-@pytest.mark.parametrize("name, args, message", [
-    ("pub.py", ["--subject", "orders.*", "x"], "argument --subject: cannot publish to 'orders.*': * and > are "
-                                               "wildcards, which only subscribers use; name one subject"),
-    ("pub.py", ["--subject", "orders.>", "x"], "argument --subject: cannot publish to 'orders.>': * and > are "
-                                               "wildcards, which only subscribers use; name one subject"),
-    ("pub.py", ["--subject", "a b", "x"], "argument --subject: not a valid subject: 'a b' (tokens between single "
-                                          "dots, no spaces; > only as the last token)"),
-    ("sub.py", ["--subject", "a..b"], "argument --subject: not a valid subject: 'a..b' (tokens between single "
-                                      "dots, no spaces; > only as the last token)"),
-    ("sub.py", ["--subject", ">.a"], "argument --subject: not a valid subject: '>.a' (tokens between single "
-                                     "dots, no spaces; > only as the last token)"),
-    ("sub.py", ["--queue", "my q"], "argument --queue: not a valid queue group name: 'my q' (no spaces)"),
-    ("sub.py", ["--queue", b"\xff"], "argument --queue: '\\udcff' is not valid UTF-8"),
-    ("pub.py", ["--subject", b"caf\xe9"], "argument --subject: 'caf\\udce9' is not valid UTF-8"),
-], ids=["star", "gt", "space", "empty-token", "gt-not-last", "queue-space", "queue-bytes", "subject-bytes"])
+
+@pytest.mark.parametrize(
+    "name, args, message",
+    [
+        (
+            "pub.py",
+            ["--subject", "orders.*", "x"],
+            "argument --subject: cannot publish to 'orders.*': * and > are "
+            "wildcards, which only subscribers use; name one subject",
+        ),
+        (
+            "pub.py",
+            ["--subject", "orders.>", "x"],
+            "argument --subject: cannot publish to 'orders.>': * and > are "
+            "wildcards, which only subscribers use; name one subject",
+        ),
+        (
+            "pub.py",
+            ["--subject", "a b", "x"],
+            "argument --subject: not a valid subject: 'a b' (tokens between single "
+            "dots, no spaces; > only as the last token)",
+        ),
+        (
+            "sub.py",
+            ["--subject", "a..b"],
+            "argument --subject: not a valid subject: 'a..b' (tokens between single "
+            "dots, no spaces; > only as the last token)",
+        ),
+        (
+            "sub.py",
+            ["--subject", ">.a"],
+            "argument --subject: not a valid subject: '>.a' (tokens between single "
+            "dots, no spaces; > only as the last token)",
+        ),
+        ("sub.py", ["--queue", "my q"], "argument --queue: not a valid queue group name: 'my q' (no spaces)"),
+        ("sub.py", ["--queue", b"\xff"], "argument --queue: '\\udcff' is not valid UTF-8"),
+        ("pub.py", ["--subject", b"caf\xe9"], "argument --subject: 'caf\\udce9' is not valid UTF-8"),
+    ],
+    ids=["star", "gt", "space", "empty-token", "gt-not-last", "queue-space", "queue-bytes", "subject-bytes"],
+)
 def test_subjects_and_queue_names_are_checked_before_connecting(name, args, message, broker, workdir):
-    result = subprocess.run([PYTHON, script(name), *args], env=broker.env(NATS_URL="nats://127.0.0.1:1"),
-                            cwd=workdir, capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        [PYTHON, script(name), *args],
+        env=broker.env(NATS_URL="nats://127.0.0.1:1"),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
 
     assert result.returncode == 2
     assert result.stderr.startswith(f"usage: {name}")
@@ -331,7 +404,8 @@ def test_the_size_check_counts_the_headers(make_broker, run):
 
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)"]
+        "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)"
+    ]
     assert result.seconds < 3
     assert run("pub.py", "-H", "Small=v", "x" * 990, env=broker.env()).returncode == 0
 
@@ -347,15 +421,18 @@ def test_a_python_without_nats_py_says_what_to_install(missing, broker, workdir,
         env["PYTHONPATH"] = str(tmp_path / "lib")
 
     for name in ("pub.py", "sub.py"):
-        result = subprocess.run([python, script(name)], env=env, cwd=workdir, capture_output=True, text=True,
-                                timeout=10)
+        result = subprocess.run(
+            [python, script(name)], env=env, cwd=workdir, capture_output=True, text=True, timeout=10
+        )
         assert result.returncode == 1
         assert result.stderr.splitlines() == [
             f"{name}: error: {python} cannot import {missing}; activate .venv (see the README) "
-            f"or install nats-py: {python} -m pip install 'nats-py[nkeys]'"]
+            f"or install nats-py: {python} -m pip install 'nats-py[nkeys]'"
+        ]
 
 
 # Python versions and ways to run
+
 
 def pythons():
     found = sorted(os.listdir(PYTHONS), key=lambda v: tuple(map(int, v.split(".")))) if os.path.isdir(PYTHONS) else []
@@ -369,8 +446,9 @@ def test_the_tutorial_runs_on_every_python_from_3_9(version, broker, start, work
     sub = start("sub.py", env=broker.env(), python=python)
     sub.wait_for_line("Subscription OK")
 
-    pub = subprocess.run([python, script("pub.py")], env=broker.env(), cwd=workdir, capture_output=True, text=True,
-                         timeout=30)
+    pub = subprocess.run(
+        [python, script("pub.py")], env=broker.env(), cwd=workdir, capture_output=True, text=True, timeout=30
+    )
     sub.wait_for_line("Headers maybe: {'Example'")
     sub.signal(signal.SIGINT)
 
@@ -395,8 +473,14 @@ def test_uv_run_needs_no_venv_thanks_to_the_inline_metadata(broker, spawn, workd
     sub = spawn([uv, "run", "--offline", "--quiet", script("sub.py"), "--count", "2"], env=env)
     sub.wait_for_line("Subscription OK")
 
-    pub = subprocess.run([uv, "run", "--offline", "--quiet", script("pub.py")], env=env, cwd=workdir,
-                         capture_output=True, text=True, timeout=60)
+    pub = subprocess.run(
+        [uv, "run", "--offline", "--quiet", script("pub.py")],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert pub.returncode == 0, pub.stderr
     assert sub.wait() == 0
@@ -410,8 +494,14 @@ def test_venv_sh_finds_the_interpreter_of_a_windows_venv(tmp_path):
     (tmp_path / ".venv" / "Scripts").mkdir(parents=True)
     os.symlink(PYTHON, tmp_path / ".venv" / "Scripts" / "python.exe")  # where Windows venvs keep it
 
-    result = subprocess.run(["bash", "-c", '. scripts/venv.sh && ensure_venv requirements.txt && echo "$PY $BIN"'],
-                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", '. scripts/venv.sh && ensure_venv requirements.txt && echo "$PY $BIN"'],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     venv = tmp_path / ".venv"
@@ -468,11 +558,15 @@ def test_any_count_works_without_building_the_batch_and_ctrl_c_gives_the_usual_c
     pub.signal(signal.SIGINT)
 
     assert pub.wait() == 130
-    assert re.fullmatch(r"pub\.py: error: interrupted: \d+ of 99999999999999999999 messages published to "
-                        r"'my-subject' and confirmed by the server; the others were not sent\n", pub.stderr), pub.stderr
+    assert re.fullmatch(
+        r"pub\.py: error: interrupted: \d+ of 99999999999999999999 messages published to "
+        r"'my-subject' and confirmed by the server; the others were not sent\n",
+        pub.stderr,
+    ), pub.stderr
 
 
 # Secrets and other people's text
+
 
 def test_a_password_in_the_url_is_never_printed(broker, run, start):
     secret = f"nats://alice:s3cretPW@127.0.0.1:{broker.port}"
@@ -556,6 +650,7 @@ def test_payloads_escape_unicode_format_characters_too(broker, run, start):
 
 # A cut connection, a silent network
 
+
 def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(broker, proxy, start):
     cut = proxy(broker.port)
     pub = start("pub.py", "-s", cut.url, "--subject", "cut.x", "--count", "5000000", "x", env=broker.env())
@@ -566,9 +661,11 @@ def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(
 
     assert pub.wait(timeout=30) == 1
     assert pub.lines == [f"Connected to NATS at 127.0.0.1:{cut.url.rsplit(':', 1)[1]}..."], "it never says Published"
-    assert re.fullmatch(r"pub\.py: error: the connection to the server was lost while publishing: of the \d+ messages "
-                        r"published before, some may not have reached it, and the other \d+ were not sent\n",
-                        pub.stderr), pub.stderr
+    assert re.fullmatch(
+        r"pub\.py: error: the connection to the server was lost while publishing: of the \d+ messages "
+        r"published before, some may not have reached it, and the other \d+ were not sent\n",
+        pub.stderr,
+    ), pub.stderr
 
 
 def test_a_silent_network_is_noticed_by_sub_within_about_30_s(broker, proxy, start):

@@ -52,8 +52,15 @@ def scw(api, curl_log, workdir):
         environment["PATH"] = f"{curl_log.parent / 'bin'}:{environment['PATH']}"
         environment.update(env)
         environment = {k: v for k, v in environment.items() if v is not None}
-        return subprocess.run(["bash", os.path.join(ROOT, "scripts", script), *args], env=environment, cwd=workdir,
-                              stdin=stdin, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            ["bash", os.path.join(ROOT, "scripts", script), *args],
+            env=environment,
+            cwd=workdir,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     return run
 
@@ -73,13 +80,17 @@ def assert_error(result, message):
 
 # create-account.sh
 
+
 def test_create_account_posts_its_name_and_project_and_saves_the_answer(scw, api, workdir):
     result = scw("create-account.sh")
 
     assert result.returncode == 0, result.stderr
     [(method, path, headers, body)] = api.requests
-    assert (method, path, body) == ("POST", "/mnq/v1beta1/regions/fr-par/nats-accounts",
-                                     {"name": "nats-broker", "project_id": PROJECT_ID})
+    assert (method, path, body) == (
+        "POST",
+        "/mnq/v1beta1/regions/fr-par/nats-accounts",
+        {"name": "nats-broker", "project_id": PROJECT_ID},
+    )
     assert headers["X-Auth-Token"] == SECRET_KEY
     assert headers["Content-Type"] == "application/json"
     [account] = api.accounts.values()
@@ -98,11 +109,14 @@ def test_create_account_takes_a_name_and_SCW_PROJECT_ID_first(scw, api):
     assert api.requests[0][3] == {"name": "orders", "project_id": "p-first"}
 
 
-@pytest.mark.parametrize("env, region", [
-    ({}, "fr-par"),
-    ({"SCW_DEFAULT_REGION": "nl-ams"}, "nl-ams"),
-    ({"SCW_DEFAULT_REGION": "fr-par", "SCW_REGION": "nl-ams"}, "nl-ams"),
-])
+@pytest.mark.parametrize(
+    "env, region",
+    [
+        ({}, "fr-par"),
+        ({"SCW_DEFAULT_REGION": "nl-ams"}, "nl-ams"),
+        ({"SCW_DEFAULT_REGION": "fr-par", "SCW_REGION": "nl-ams"}, "nl-ams"),
+    ],
+)
 def test_the_region_comes_from_SCW_REGION_then_SCW_DEFAULT_REGION_else_fr_par(env, region, scw, api):
     assert scw("create-account.sh", **env).returncode == 0
     assert api.requests[0][1] == f"/mnq/v1beta1/regions/{region}/nats-accounts"
@@ -111,8 +125,11 @@ def test_the_region_comes_from_SCW_REGION_then_SCW_DEFAULT_REGION_else_fr_par(en
 def test_a_region_without_nats_is_refused(scw, api, workdir):
     result = scw("create-account.sh", SCW_REGION="pl-waw")
 
-    assert_error(result, "create-account.sh: error: region 'pl-waw' (SCW_REGION or SCW_DEFAULT_REGION) "
-                         "has no NATS service; use fr-par or nl-ams")
+    assert_error(
+        result,
+        "create-account.sh: error: region 'pl-waw' (SCW_REGION or SCW_DEFAULT_REGION) "
+        "has no NATS service; use fr-par or nl-ams",
+    )
     assert api.requests == [] and files(workdir) == []
 
 
@@ -121,8 +138,11 @@ def test_create_account_never_replaces_nats_account_json(scw, api, workdir):
 
     result = scw("create-account.sh")
 
-    assert_error(result, "create-account.sh: error: nats-account.json already exists (account AOLD); delete that "
-                         "account with scripts/delete-account.sh first, or work in another directory")
+    assert_error(
+        result,
+        "create-account.sh: error: nats-account.json already exists (account AOLD); delete that "
+        "account with scripts/delete-account.sh first, or work in another directory",
+    )
     assert api.requests == []
     assert open(in_workdir(workdir, "nats-account.json")).read() == '{"id": "AOLD"}\n'
 
@@ -132,12 +152,15 @@ def test_an_account_answer_without_id_or_endpoint_is_not_saved(scw, api, workdir
 
     result = scw("create-account.sh")
 
-    assert_error(result, "create-account.sh: error: unexpected answer from the Scaleway API: "
-                         "no account id or endpoint; nothing saved")
+    assert_error(
+        result,
+        "create-account.sh: error: unexpected answer from the Scaleway API: no account id or endpoint; nothing saved",
+    )
     assert files(workdir) == []
 
 
 # create-credentials.sh
+
 
 def test_create_credentials_writes_a_private_nats_creds_and_its_metadata(scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
@@ -147,8 +170,11 @@ def test_create_credentials_writes_a_private_nats_creds_and_its_metadata(scw, ap
 
     assert result.returncode == 0, result.stderr
     method, path, headers, body = api.requests[-1]
-    assert (method, path, body) == ("POST", "/mnq/v1beta1/regions/fr-par/nats-credentials",
-                                    {"nats_account_id": account, "name": "my-nats-credentials"})
+    assert (method, path, body) == (
+        "POST",
+        "/mnq/v1beta1/regions/fr-par/nats-credentials",
+        {"nats_account_id": account, "name": "my-nats-credentials"},
+    )
     assert headers["X-Auth-Token"] == SECRET_KEY
     creds = in_workdir(workdir, "nats.creds")
     assert open(creds).read() == api.creds_content
@@ -182,8 +208,11 @@ def test_create_credentials_finds_the_account(source, scw, api, workdir):
 def test_create_credentials_without_an_account_says_where_to_get_one(scw, api):
     result = scw("create-credentials.sh")
 
-    assert_error(result, "create-credentials.sh: error: which NATS account? pass --account ID, "
-                         "set NATS_ACCOUNT_ID, or create one with scripts/create-account.sh")
+    assert_error(
+        result,
+        "create-credentials.sh: error: which NATS account? pass --account ID, "
+        "set NATS_ACCOUNT_ID, or create one with scripts/create-account.sh",
+    )
     assert api.requests == []
 
 
@@ -193,8 +222,9 @@ def test_create_credentials_never_replaces_nats_creds_without_force(scw, api, wo
 
     refused = scw("create-credentials.sh")
 
-    assert_error(refused, "create-credentials.sh: error: nats.creds already exists; "
-                          "move it away, or pass --force to replace it")
+    assert_error(
+        refused, "create-credentials.sh: error: nats.creds already exists; move it away, or pass --force to replace it"
+    )
     assert len(api.requests) == 1
     assert open(in_workdir(workdir, "nats.creds")).read() == "my old creds\n"
 
@@ -212,35 +242,48 @@ def test_create_credentials_tells_the_NATS_URL_outside_fr_par(scw, api):
     assert "This account is not in fr-par: export NATS_URL=nats://nats.mnq.nl-ams.scaleway.com:4222" in result.stdout
 
 
-@pytest.mark.parametrize("content", ["", None, "not a creds file", "-----BEGIN NATS USER JWT-----\nabc\n"],
-                         ids=["empty", "null", "garbage", "half"])
+@pytest.mark.parametrize(
+    "content",
+    ["", None, "not a creds file", "-----BEGIN NATS USER JWT-----\nabc\n"],
+    ids=["empty", "null", "garbage", "half"],
+)
 def test_an_answer_without_a_creds_file_is_never_written(content, scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
     api.creds_content = content
 
     result = scw("create-credentials.sh")
 
-    assert_error(result, "create-credentials.sh: error: unexpected answer from the Scaleway API: "
-                         "no creds file in .credentials.content; nats.creds left as it was")
+    assert_error(
+        result,
+        "create-credentials.sh: error: unexpected answer from the Scaleway API: "
+        "no creds file in .credentials.content; nats.creds left as it was",
+    )
     assert files(workdir) == ["nats-account.json"]
 
 
 # Errors shared by every script
 
+
 @pytest.mark.parametrize("script", ["create-account.sh", "create-credentials.sh", "delete-account.sh"])
 def test_a_missing_secret_key_is_named(script, scw, api, workdir):
     result = scw(script, SCW_SECRET_KEY="")
 
-    assert_error(result, f"{script}: error: SCW_SECRET_KEY is not set; create an API key in the Scaleway console "
-                         "(IAM > API keys) and export its secret key")
+    assert_error(
+        result,
+        f"{script}: error: SCW_SECRET_KEY is not set; create an API key in the Scaleway console "
+        "(IAM > API keys) and export its secret key",
+    )
     assert api.requests == [] and files(workdir) == []
 
 
 def test_a_missing_project_id_is_named(scw, api, workdir):
     result = scw("create-account.sh", SCW_DEFAULT_PROJECT_ID=None)
 
-    assert_error(result, "create-account.sh: error: SCW_PROJECT_ID (or SCW_DEFAULT_PROJECT_ID) is not set; "
-                         "copy your project's ID from the Scaleway console (Project settings)")
+    assert_error(
+        result,
+        "create-account.sh: error: SCW_PROJECT_ID (or SCW_DEFAULT_PROJECT_ID) is not set; "
+        "copy your project's ID from the Scaleway console (Project settings)",
+    )
     assert api.requests == [] and files(workdir) == []
 
 
@@ -254,31 +297,43 @@ def test_a_missing_curl_or_jq_is_named(tool, scw, tmp_path):
 
     result = scw("create-account.sh", PATH=str(bin_dir))
 
-    assert_error(result, f"create-account.sh: error: {tool} is not installed; install it "
-                         f"(Debian/Ubuntu: sudo apt install {tool}; macOS: brew install {tool})")
+    assert_error(
+        result,
+        f"create-account.sh: error: {tool} is not installed; install it "
+        f"(Debian/Ubuntu: sudo apt install {tool}; macOS: brew install {tool})",
+    )
 
 
 def test_a_rejected_secret_key_prints_the_apis_message(scw, workdir):
     result = scw("create-account.sh", SCW_SECRET_KEY="00000000-0000-0000-0000-000000000000")
 
-    assert_error(result, "create-account.sh: error: the Scaleway API answered 401 to POST /nats-accounts: "
-                         "authentication is denied (denied_authentication); check SCW_SECRET_KEY")
+    assert_error(
+        result,
+        "create-account.sh: error: the Scaleway API answered 401 to POST /nats-accounts: "
+        "authentication is denied (denied_authentication); check SCW_SECRET_KEY",
+    )
     assert files(workdir) == []
 
 
 def test_an_invalid_argument_prints_the_apis_details(scw, workdir):
     result = scw("create-credentials.sh", "--account", "too-short")
 
-    assert_error(result, "create-credentials.sh: error: the Scaleway API answered 400 to POST /nats-credentials: "
-                         "invalid argument(s) (invalid_arguments): nats_account_id: value length must be 56 runes")
+    assert_error(
+        result,
+        "create-credentials.sh: error: the Scaleway API answered 400 to POST /nats-credentials: "
+        "invalid argument(s) (invalid_arguments): nats_account_id: value length must be 56 runes",
+    )
     assert files(workdir) == []
 
 
 def test_an_unknown_account_prints_not_found(scw, workdir):
     result = scw("create-credentials.sh", "--account", "A" * 56)
 
-    assert_error(result, "create-credentials.sh: error: the Scaleway API answered 404 to POST /nats-credentials: "
-                         "resource is not found (not_found)")
+    assert_error(
+        result,
+        "create-credentials.sh: error: the Scaleway API answered 404 to POST /nats-credentials: "
+        "resource is not found (not_found)",
+    )
     assert files(workdir) == []
 
 
@@ -289,9 +344,12 @@ def test_a_quota_error_names_the_quota_and_saves_nothing(scw, api, workdir):
 
     result = scw("create-account.sh")
 
-    assert_error(result, "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
-                         "quota(s) exceeded for this resource (quotas_exceeded): mnq_nats_accounts: 10 of 10 used; "
-                         "delete what you no longer use (console: Organization > Quotas for the limits)")
+    assert_error(
+        result,
+        "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
+        "quota(s) exceeded for this resource (quotas_exceeded): mnq_nats_accounts: 10 of 10 used; "
+        "delete what you no longer use (console: Organization > Quotas for the limits)",
+    )
     assert files(workdir) == []
 
 
@@ -300,9 +358,12 @@ def test_a_missing_permission_names_the_action_and_resource(scw, api, workdir):
 
     result = scw("create-account.sh")
 
-    assert_error(result, "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
-                         "insufficient permissions (permissions_denied): read namespace; "
-                         "give the API key's IAM policy access to Messaging and Queuing in this project")
+    assert_error(
+        result,
+        "create-account.sh: error: the Scaleway API answered 403 to POST /nats-accounts: "
+        "insufficient permissions (permissions_denied): read namespace; "
+        "give the API key's IAM policy access to Messaging and Queuing in this project",
+    )
     assert files(workdir) == []
 
 
@@ -311,8 +372,10 @@ def test_an_error_that_is_not_json_is_still_explained(scw, api, workdir):
 
     result = scw("create-account.sh")
 
-    assert_error(result, "create-account.sh: error: the Scaleway API answered 502 to POST /nats-accounts: "
-                         "an answer that is not JSON")
+    assert_error(
+        result,
+        "create-account.sh: error: the Scaleway API answered 502 to POST /nats-accounts: an answer that is not JSON",
+    )
     assert files(workdir) == []
 
 
@@ -333,8 +396,9 @@ def test_an_api_that_does_not_answer_times_out(scw, api, workdir):
     result = scw("create-account.sh", SCW_API_TIMEOUT="1")
 
     assert result.returncode == 1
-    assert result.stderr.startswith(f"create-account.sh: error: could not reach the Scaleway API at {api.url}: "
-                                    "curl: (28)")
+    assert result.stderr.startswith(
+        f"create-account.sh: error: could not reach the Scaleway API at {api.url}: curl: (28)"
+    )
     assert files(workdir) == []
 
 
@@ -361,6 +425,7 @@ def test_scripts_have_usage_lines(scw):
 
 # delete-account.sh and delete-credentials.sh
 
+
 def test_delete_account_with_yes_deletes_it_and_removes_the_local_files(scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
     assert scw("create-credentials.sh").returncode == 0
@@ -372,8 +437,9 @@ def test_delete_account_with_yes_deletes_it_and_removes_the_local_files(scw, api
     assert api.requests[-1][:2] == ("DELETE", f"/mnq/v1beta1/regions/fr-par/nats-accounts/{account}")
     assert api.accounts == {}
     assert files(workdir) == []
-    assert result.stdout.splitlines()[-1] == (f"Deleted NATS account {account}; removed nats-account.json, "
-                                              "nats-credentials.json and nats.creds.")
+    assert result.stdout.splitlines()[-1] == (
+        f"Deleted NATS account {account}; removed nats-account.json, nats-credentials.json and nats.creds."
+    )
 
 
 def test_delete_account_names_only_the_local_files_it_removed(scw, api, workdir):
@@ -386,12 +452,16 @@ def test_delete_account_names_only_the_local_files_it_removed(scw, api, workdir)
     assert result.stdout.splitlines()[-1] == f"Deleted NATS account {account}; removed nats-account.json."
 
 
-@pytest.mark.parametrize("script, saved, what, collection", [
-    ("delete-account.sh", "nats-account.json", "NATS account", "nats-accounts"),
-    ("delete-credentials.sh", "nats-credentials.json", "NATS credentials", "nats-credentials"),
-])
-def test_deleting_what_is_already_gone_names_the_region_and_still_cleans_up(script, saved, what, collection, scw, api,
-                                                                            workdir):
+@pytest.mark.parametrize(
+    "script, saved, what, collection",
+    [
+        ("delete-account.sh", "nats-account.json", "NATS account", "nats-accounts"),
+        ("delete-credentials.sh", "nats-credentials.json", "NATS credentials", "nats-credentials"),
+    ],
+)
+def test_deleting_what_is_already_gone_names_the_region_and_still_cleans_up(
+    script, saved, what, collection, scw, api, workdir
+):
     assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
     assert scw("create-credentials.sh").returncode == 0
     gone = json.load(open(in_workdir(workdir, saved)))["id"]
@@ -412,8 +482,11 @@ def test_delete_account_without_a_terminal_or_yes_refuses(scw, api, workdir):
 
     result = scw("delete-account.sh")
 
-    assert_error(result, f"delete-account.sh: error: not a terminal, so cannot ask: 'Delete NATS account "
-                         f"'nats-broker' ({account}) and all its credentials?'; pass --yes to go ahead")
+    assert_error(
+        result,
+        f"delete-account.sh: error: not a terminal, so cannot ask: 'Delete NATS account "
+        f"'nats-broker' ({account}) and all its credentials?'; pass --yes to go ahead",
+    )
     assert list(api.accounts) == [account]
     assert files(workdir) == ["nats-account.json"]
 
@@ -438,8 +511,11 @@ def test_delete_account_asks_on_a_terminal(answer, deleted, scw, api, workdir):
 def test_delete_account_without_nats_account_json_says_so(scw, api):
     result = scw("delete-account.sh", "--yes")
 
-    assert_error(result, "delete-account.sh: error: no nats-account.json here, so nothing to delete: "
-                         "run it where the create script wrote nats-account.json")
+    assert_error(
+        result,
+        "delete-account.sh: error: no nats-account.json here, so nothing to delete: "
+        "run it where the create script wrote nats-account.json",
+    )
     assert api.requests == []
 
 
@@ -457,6 +533,7 @@ def test_delete_credentials_deletes_them_and_keeps_the_account(scw, api, workdir
 
 
 # The region follows the account: after create-account.sh, it comes from what was saved.
+
 
 def test_an_nl_ams_account_is_used_in_nl_ams_by_every_later_script_in_fresh_shells(scw, api, workdir):
     assert scw("create-account.sh", SCW_REGION="nl-ams").returncode == 0
@@ -484,8 +561,11 @@ def test_a_region_in_the_environment_that_is_not_the_saved_one_is_an_error(varia
 
     result = scw(script, "--yes" if script.startswith("delete") else "--force", **{variable: "fr-par"})
 
-    assert_error(result, f"{script}: error: nats-account.json says region nl-ams, but {variable} is fr-par; "
-                         f"unset {variable} (the saved region is used) or work in the directory of a fr-par account")
+    assert_error(
+        result,
+        f"{script}: error: nats-account.json says region nl-ams, but {variable} is fr-par; "
+        f"unset {variable} (the saved region is used) or work in the directory of a fr-par account",
+    )
     assert len(api.requests) == sent
     assert files(workdir) == ["nats-account.json"]
 
@@ -508,6 +588,7 @@ def test_an_account_given_by_id_takes_the_region_from_the_environment(scw, api, 
 
 
 # create-credentials.sh --force: the credentials it replaces stop working.
+
 
 def test_force_deletes_the_credentials_it_replaces(scw, api, workdir):
     assert scw("create-account.sh").returncode == 0
@@ -539,11 +620,14 @@ def test_force_says_which_credentials_are_still_valid_when_their_deletion_fails(
 
     result = scw("create-credentials.sh", "--force")
 
-    assert_error(result, f"create-credentials.sh: error: the replaced credentials {old} are still valid: "
-                         f"the Scaleway API answered 403 to DELETE /nats-credentials/{old}: insufficient permissions "
-                         "(permissions_denied): read namespace; give the API key's IAM policy access to Messaging "
-                         "and Queuing in this project; delete them in the Scaleway console "
-                         "(Messaging and Queuing > NATS > your account > Credentials)")
+    assert_error(
+        result,
+        f"create-credentials.sh: error: the replaced credentials {old} are still valid: "
+        f"the Scaleway API answered 403 to DELETE /nats-credentials/{old}: insufficient permissions "
+        "(permissions_denied): read namespace; give the API key's IAM policy access to Messaging "
+        "and Queuing in this project; delete them in the Scaleway console "
+        "(Messaging and Queuing > NATS > your account > Credentials)",
+    )
     assert old in api.credentials and len(api.credentials) == 2
     assert open(in_workdir(workdir, "nats.creds")).read() == api.creds_content, "the new creds are in place"
 
@@ -557,17 +641,22 @@ def test_force_over_a_creds_file_of_unknown_origin_says_it_deleted_nothing(scw, 
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "The replaced nats.creds had no nats-credentials.json beside it, so its credentials were not deleted; "
-        "if they are Scaleway's, delete them in the console."]
+        "if they are Scaleway's, delete them in the console."
+    ]
     assert [method for method, _, _, _ in api.requests] == ["POST", "POST"]
 
 
 # The stand-in answers as the real API does.
 
+
 def test_the_stand_in_keeps_accounts_and_credentials_in_their_region(api):
     def call(method, path, body=None):
-        request = urllib.request.Request(f"{api.url}/mnq/v1beta1/regions/{path}", method=method,
-                                         data=json.dumps(body).encode() if body else None,
-                                         headers={"X-Auth-Token": SECRET_KEY})
+        request = urllib.request.Request(
+            f"{api.url}/mnq/v1beta1/regions/{path}",
+            method=method,
+            data=json.dumps(body).encode() if body else None,
+            headers={"X-Auth-Token": SECRET_KEY},
+        )
         try:
             with urllib.request.urlopen(request) as answer:
                 return answer.status, json.loads(answer.read() or b"null")
@@ -577,9 +666,15 @@ def test_the_stand_in_keeps_accounts_and_credentials_in_their_region(api):
     _, account = call("POST", "nl-ams/nats-accounts", {"name": "a", "project_id": PROJECT_ID})
     _, creds = call("POST", "nl-ams/nats-credentials", {"nats_account_id": account["id"], "name": "c"})
     assert account["endpoint"] == "nats://nats.mnq.nl-ams.scaleway.com:4222"
-    assert call("GET", f"fr-par/nats-accounts/{account['id']}") == (404, {
-        "message": "resource is not found", "resource": "namespace", "resource_id": account["id"],
-        "type": "not_found"})
+    assert call("GET", f"fr-par/nats-accounts/{account['id']}") == (
+        404,
+        {
+            "message": "resource is not found",
+            "resource": "namespace",
+            "resource_id": account["id"],
+            "type": "not_found",
+        },
+    )
     assert call("GET", f"fr-par/nats-credentials/{creds['id']}")[1]["resource"] == "credentials"
     status, got = call("GET", f"nl-ams/nats-credentials/{creds['id']}")
     assert status == 200 and got["credentials"] is None and len(got["checksum"]) == 40
@@ -590,6 +685,7 @@ def test_the_stand_in_keeps_accounts_and_credentials_in_their_region(api):
 
 
 # The whole journey: the stand-in hands out an account on the local test broker and real creds for it.
+
 
 @pytest.mark.parametrize("region", ["fr-par", "nl-ams"])
 def test_the_scaleway_journey_from_account_to_messages(region, make_broker, start, run, scw, api, workdir, tmp_path):
@@ -616,4 +712,3 @@ def test_the_scaleway_journey_from_account_to_messages(region, make_broker, star
     assert files(workdir) == []
     assert api.accounts == {}
     assert {path.split("/")[4] for _, path, _, _ in api.requests} == {region}
-

@@ -20,8 +20,9 @@ TUTORIAL_MESSAGES = [
 ]
 
 
-LOST_WHILE_AWAY = ("sub.py: warning: messages published while sub.py was disconnected are lost "
-                   "(core NATS is at-most-once)")
+LOST_WHILE_AWAY = (
+    "sub.py: warning: messages published while sub.py was disconnected are lost (core NATS is at-most-once)"
+)
 
 
 def subscribed(start, broker, *args):
@@ -216,9 +217,10 @@ def publish_numbered(broker, count):
 
 # The README's idea in plain nats-py: two programs to copy, run as written
 
+
 def readme_program(name):
     text = open(os.path.join(ROOT, "README.md")).read()
-    return re.search(r"```python\n(.*?)```", text[text.index(f"(`{name}`)"):], re.S).group(1)
+    return re.search(r"```python\n(.*?)```", text[text.index(f"(`{name}`)") :], re.S).group(1)
 
 
 def test_the_plain_nats_py_programs_of_the_readme_run_as_written_quietly_over_tls(tls_broker, spawn, tmp_path):
@@ -230,8 +232,9 @@ def test_the_plain_nats_py_programs_of_the_readme_run_as_written_quietly_over_tl
     sub = spawn([PYTHON, str(programs["subscriber.py"])], env=tls_broker.env())
     sub.wait_for_line("Subscription OK")
 
-    pub = subprocess.run([PYTHON, str(programs["publisher.py"])], env=tls_broker.env(), capture_output=True,
-                         text=True, timeout=30)
+    pub = subprocess.run(
+        [PYTHON, str(programs["publisher.py"])], env=tls_broker.env(), capture_output=True, text=True, timeout=30
+    )
 
     assert (pub.returncode, pub.stdout, pub.stderr) == (0, "Published 2 messages\n", "")
     sub.wait_for_line(TUTORIAL_MESSAGES[-1])
