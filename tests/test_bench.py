@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import bench
-from conftest import ROOT, clean_env
+from helpers import ROOT, clean_env
 
 
 def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import nats
-from conftest import js_call
+from helpers import js_call
 
 
 def until_it_answers(action, seconds=60):

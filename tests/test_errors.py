@@ -5,16 +5,10 @@ import shutil
 import socket
 
 import pytest
-from conftest import Broker, clean_env
+from helpers import Broker, assert_error, assert_usage_error, clean_env
 
 BOTH = pytest.mark.parametrize("script", ["pub.py", "sub.py"])
 GET_ONE = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
-
-
-def assert_error(result, code, message):
-    """Exactly one line on stderr, the expected one, and the expected exit code."""
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert result.stderr.splitlines() == [message]
 
 
 def jwt_block(creds):
@@ -31,9 +25,9 @@ def test_a_missing_creds_file_is_named_with_the_flag_and_variable_and_how_to_get
     result = run(script, env=broker.env(NATS_CREDS="/nonexistent/nats.creds"))
     assert_error(
         result,
-        2,
         f"{script}: error: cannot read credentials file /nonexistent/nats.creds (--creds or "
         f"NATS_CREDS): No such file or directory; {GET_ONE}",
+        code=2,
     )
 
 
@@ -43,11 +37,11 @@ def test_a_terminal_where_the_local_brokers_exports_were_not_pasted_is_told_so(s
 
     assert_error(
         result,
-        2,
         f"{script}: error: cannot read credentials file nats.creds (--creds or NATS_CREDS): "
         "No such file or directory; NATS_URL and NATS_CREDS are not set in this terminal: for "
         "the local broker, paste the three export lines it printed; for Scaleway, get a file "
         "with scripts/create-credentials.sh",
+        code=2,
     )
 
 
@@ -68,7 +62,7 @@ def test_a_malformed_creds_file_is_refused_before_connecting(script, content, mi
 
     result = run(script, "--creds", str(bad), env=broker.env(), timeout=10)
 
-    assert_error(result, 2, f"{script}: error: credentials file {bad} is malformed: no {missing} block; {GET_ONE}")
+    assert_error(result, f"{script}: error: credentials file {bad} is malformed: no {missing} block; {GET_ONE}", code=2)
 
 
 def test_a_creds_file_with_crlf_line_endings_works(broker, start, run, tmp_path):
@@ -94,7 +88,7 @@ def test_a_creds_file_that_is_not_text_is_refused(script, encoding, broker, run,
 
     result = run(script, "--creds", str(bad), env=broker.env(), timeout=10)
 
-    assert_error(result, 2, f"{script}: error: credentials file {bad} is not a text file (UTF-8); {GET_ONE}")
+    assert_error(result, f"{script}: error: credentials file {bad} is not a text file (UTF-8); {GET_ONE}", code=2)
 
 
 @BOTH
@@ -105,7 +99,6 @@ def test_creds_rejected_by_the_server_say_authorization_failed(script, broker, m
 
     assert_error(
         result,
-        1,
         f"{script}: error: authorization failed at {broker.url}: "
         f"the server rejected the credentials in {stranger.creds}",
     )
@@ -129,7 +122,6 @@ def test_a_refused_connection_is_named_at_once(script, broker, run):
 
     assert_error(
         result,
-        1,
         f"{script}: error: could not connect to {closed}: connection refused, nothing listens "
         "there; check --server or NATS_URL",
     )
@@ -143,7 +135,6 @@ def test_a_list_of_servers_that_all_refuse_is_named_at_once(broker, run):
 
     assert_error(
         result,
-        1,
         f"pub.py: error: could not connect to {servers}: connection refused, nothing listens "
         "there; check --server or NATS_URL",
     )
@@ -155,7 +146,6 @@ def test_a_server_that_does_not_answer_is_named_after_10_seconds_by_default(sile
 
     assert_error(
         result,
-        1,
         f"pub.py: error: could not connect to {silent_server} within 10 s (no answer); check --server or NATS_URL",
     )
     assert 9 < result.seconds < 13
@@ -167,7 +157,6 @@ def test_timeout_changes_how_long_to_wait(script, silent_server, broker, run):
 
     assert_error(
         result,
-        1,
         f"{script}: error: could not connect to {silent_server} within 1.5 s (no answer); check --server or NATS_URL",
     )
     assert result.seconds < 5
@@ -186,7 +175,6 @@ def test_a_host_name_that_does_not_resolve_is_named_at_once(broker, run):
 
     assert_error(
         result,
-        1,
         f"pub.py: error: could not connect to {url}: unknown host "
         "(Temporary failure in name resolution); check --server or NATS_URL",
     )
@@ -198,7 +186,7 @@ def test_a_message_larger_than_max_payload_is_refused(make_broker, run):
 
     result = run("pub.py", "x" * 1025, env=broker.env())
 
-    assert_error(result, 1, "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)")
+    assert_error(result, "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)")
 
 
 def test_a_publish_the_server_refuses_is_reported_as_permission_denied(broker, run, tmp_path):
@@ -207,7 +195,7 @@ def test_a_publish_the_server_refuses_is_reported_as_permission_denied(broker, r
     # The refusal arrives asynchronously: try several times to catch it arriving late.
     for _ in range(5):
         result = run("pub.py", "--creds", creds, env=broker.env())
-        assert_error(result, 1, "pub.py: error: permission denied: these credentials may not publish to 'my-subject'")
+        assert_error(result, "pub.py: error: permission denied: these credentials may not publish to 'my-subject'")
         assert "Published" not in result.stdout
 
 
@@ -256,9 +244,7 @@ def test_a_publish_to_an_allowed_subject_succeeds_with_the_same_creds(broker, ru
 def test_bad_flags_are_a_usage_error(script, args, message, run):
     result = run(script, *args, env={})
 
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"usage: {script}")
-    assert result.stderr.splitlines()[-1] == f"{script}: error: {message}"
+    assert_usage_error(result, script, message)
 
 
 # TLS, as Scaleway does it: the URL says nats://, the server requires TLS, the client verifies it.
@@ -273,7 +259,6 @@ def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, r
 
     assert_error(
         result,
-        1,
         f"{script}: error: certificate verification failed for {tls_broker.url}: "
         "unable to get local issuer certificate; "
         "if the server uses a private CA, give it with --tlsca or NATS_CA",
@@ -287,17 +272,15 @@ def test_a_missing_ca_file_is_named(script, tls_broker, run):
 
     assert_error(
         result,
-        2,
         f"{script}: error: cannot use CA file /nonexistent/ca.pem (--tlsca or NATS_CA): No such file or directory",
+        code=2,
     )
 
 
 def test_a_ca_file_that_is_not_a_certificate_is_named(tls_broker, run):
     result = run("pub.py", "--tlsca", tls_broker.creds, env=tls_broker.env())
 
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"pub.py: error: cannot use CA file {tls_broker.creds} (--tlsca or NATS_CA): ")
-    assert len(result.stderr.splitlines()) == 1
+    assert_error(result, f"pub.py: error: cannot use CA file {tls_broker.creds} (--tlsca or NATS_CA): ", ..., code=2)
 
 
 def test_a_certificate_for_another_host_name_is_a_mismatch(make_broker, run):
@@ -307,7 +290,6 @@ def test_a_certificate_for_another_host_name_is_a_mismatch(make_broker, run):
 
     assert_error(
         result,
-        1,
         f"pub.py: error: certificate verification failed for {broker.url}: "
         "IP address mismatch, certificate is not valid for '127.0.0.1'.; "
         "connect with a host name the certificate was issued for",
@@ -319,7 +301,9 @@ def test_a_huge_creds_file_is_refused_without_reading_it_whole(script, run):
     result = run(script, "--creds", "/dev/zero", "-s", "nats://127.0.0.1:1", env=clean_env())
 
     assert_error(
-        result, 2, f"{script}: error: credentials file /dev/zero is too large for a creds file (over 64 KB); {GET_ONE}"
+        result,
+        f"{script}: error: credentials file /dev/zero is too large for a creds file (over 64 KB); {GET_ONE}",
+        code=2,
     )
 
 
@@ -328,8 +312,9 @@ def test_a_huge_creds_file_is_refused_without_reading_it_whole(script, run):
 def test_a_url_that_is_not_nats_is_refused_at_once_naming_the_schemes_that_work(script, url, run):
     result = run(script, "-s", f"nats://127.0.0.1:4222,{url}", env=clean_env())
 
-    assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (
-        f"{script}: error: argument -s/--server: '{url}' (from -s or NATS_URL): {url.split(':')[0]}:// is not "
-        "supported here; use nats://HOST:PORT or tls://HOST:PORT"
+    assert_usage_error(
+        result,
+        script,
+        f"argument -s/--server: '{url}' (from -s or NATS_URL): {url.split(':')[0]}:// is not "
+        "supported here; use nats://HOST:PORT or tls://HOST:PORT",
     )

@@ -9,8 +9,7 @@ import subprocess
 
 import local_broker as local_broker_module
 import pytest
-from conftest import PYTHON, ROOT, Process, clean_env, free_port
-from test_tutorial import TUTORIAL_MESSAGES
+from helpers import PYTHON, ROOT, TUTORIAL_MESSAGES, Process, clean_env, free_port
 
 
 def is_listening(port):

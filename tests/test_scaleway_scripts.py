@@ -12,9 +12,8 @@ import urllib.request
 import local_broker
 import nkeys
 import pytest
-from conftest import ROOT, clean_env, free_port
+from helpers import ROOT, TUTORIAL_MESSAGES, assert_error, clean_env, free_port
 from scaleway_api import ACCOUNT_QUOTA, PERMISSIONS_DENIED, PROJECT_ID, SECRET_KEY, ScalewayAPI
-from test_tutorial import TUTORIAL_MESSAGES
 
 FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
 
@@ -71,11 +70,6 @@ def in_workdir(workdir, name):
 
 def files(workdir):
     return sorted(os.listdir(workdir))
-
-
-def assert_error(result, message):
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert result.stderr.splitlines() == [message]
 
 
 # create-account.sh

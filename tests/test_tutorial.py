@@ -10,26 +10,7 @@ from collections import Counter
 
 import nats
 import pytest
-from conftest import PYTHON, ROOT
-
-TUTORIAL_MESSAGES = [
-    "Received a message on 'my-subject': This is a simple message with some datas",
-    "Headers maybe: None",
-    "Received a message on 'my-subject': This is still a simple message but with some headers inside",
-    "Headers maybe: {'Example': 'True', 'RandomHeaders': 'True'}",
-]
-
-
-LOST_WHILE_AWAY = (
-    "sub.py: warning: messages published while sub.py was disconnected are lost (core NATS is at-most-once)"
-)
-
-
-def subscribed(start, broker, *args):
-    """Start sub.py and return it once the server has its subscription."""
-    sub = start("sub.py", *args, env=broker.env())
-    sub.wait_for_line("Subscription OK")
-    return sub
+from helpers import LOST_WHILE_AWAY, PYTHON, ROOT, TUTORIAL_MESSAGES, subscribed
 
 
 @pytest.mark.parametrize("broker_kind", ["plain", "tls"])

@@ -1,0 +1,101 @@
+"""Networks and servers that change under the scripts: a cut, a silent network, a reader too slow for the server,
+a server that comes back with another certificate or account. Loss is never silent."""
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import local_broker
+import pytest
+from helpers import LOST_WHILE_AWAY, PYTHON, assert_error, popen, script
+
+
+def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(broker, proxy, start):
+    cut = proxy(broker.port)
+    pub = start("pub.py", "-s", cut.url, "--subject", "cut.x", "--count", "5000000", "x", env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+    time.sleep(0.5)  # let it publish a while: there is no line to wait for mid-batch
+
+    cut.cut()
+
+    assert pub.wait(timeout=30) == 1
+    assert pub.lines == [f"Connected to NATS at 127.0.0.1:{cut.url.rsplit(':', 1)[1]}..."], "it never says Published"
+    assert re.fullmatch(
+        r"pub\.py: error: the connection to the server was lost while publishing: of the \d+ messages "
+        r"published before, some may not have reached it, and the other \d+ were not sent\n",
+        pub.stderr,
+    ), pub.stderr
+
+
+def test_a_silent_network_is_noticed_by_sub_within_about_30_s(broker, proxy, start):
+    silent = proxy(broker.port)
+    sub = start("sub.py", "-s", silent.url, env=broker.env())
+    sub.wait_for_line("Subscription OK")
+
+    silent.silence()
+
+    sub.wait_for_line("Disconnected from NATS, reconnecting...", timeout=45)  # nats-py's defaults: 4 to 6.5 min
+
+
+def test_a_silent_network_ends_pub_with_one_line_rather_than_retrying_forever(broker, proxy, start):
+    silent = proxy(broker.port)
+    pub = start("pub.py", "-s", silent.url, "--count", "3000000", "x", env=broker.env())
+    pub.wait_for_line("Connected to NATS")
+    time.sleep(0.5)  # let it publish a while: there is no line to wait for mid-batch
+
+    silent.silence()
+
+    pub.wait(timeout=60)
+    assert_error(pub, "pub.py: error: ", ...)
+    assert "Published" not in "\n".join(pub.lines)
+
+
+def test_a_subscriber_that_cannot_keep_up_is_told_what_it_lost(make_broker, run, workdir):
+    # The server cuts a client that does not read for write_deadline; core NATS then drops what it held.
+    broker = make_broker(config=['write_deadline: "1s"'])
+    sub = popen([PYTHON, script("sub.py")], env=broker.env(), cwd=workdir, stdout=subprocess.PIPE)
+    assert [sub.stdout.readline() for _ in range(4)][-1] == b"Subscription OK\n"
+    try:
+        assert run("pub.py", "--count", "200000", "x" * 200, env=broker.env(), timeout=60).returncode == 0
+        time.sleep(3)  # nobody reads sub.py's output meanwhile: the server's write deadline passes
+        lines = []
+        while not lines or not lines[-1].startswith(b"Reconnected"):
+            lines.append(sub.stdout.readline())
+            assert lines[-1], "sub.py ended"
+        sub.send_signal(signal.SIGINT)
+        out, err = sub.communicate(timeout=15)
+    finally:
+        sub.kill()
+    assert b"Disconnected from NATS, reconnecting...\n" in lines
+    assert sum(line.startswith(b"Received") for line in lines) < 200000
+    assert err.decode().splitlines() == [LOST_WHILE_AWAY]
+
+
+@pytest.mark.parametrize("change", ["certificate", "account"])
+def test_a_server_that_rejects_sub_after_a_restart_is_told_once_then_ends_it(change, make_broker, start, tmp_path):
+    broker = make_broker(tls=change == "certificate")
+    env = broker.env(NATS_CREDS=shutil.copy(broker.creds, tmp_path / "mine.creds"))
+    if broker.ca:
+        env["NATS_CA"] = shutil.copy(broker.ca, tmp_path / "ca.pem")
+    sub = start("sub.py", env=env)
+    sub.wait_for_line("Subscription OK")
+
+    broker.stop()
+    sub.wait_for_line("Disconnected from NATS, reconnecting...")
+    if change == "certificate":
+        local_broker.write_tls_files(broker.state_dir, ("localhost", "127.0.0.1"))  # from a new CA
+    else:
+        local_broker.mint(broker.state_dir, tls=False)  # a new operator and account: our creds are unknown
+    broker.start()
+
+    assert sub.wait(timeout=20) == 1
+    if change == "certificate":
+        why = (
+            f"certificate verification failed for {broker.url}: unable to get local issuer certificate; "
+            "if the server uses a private CA, give it with --tlsca or NATS_CA"
+        )
+    else:
+        why = f"authorization failed at {broker.url}: the server rejected the credentials in {env['NATS_CREDS']}"
+    assert sub.stderr.splitlines() == [f"sub.py: warning: {why}; retrying", f"sub.py: error: {why}"]
