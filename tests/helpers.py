@@ -17,6 +17,7 @@ import threading
 import time
 
 import nats
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -29,6 +30,9 @@ logging.getLogger("asyncio").addFilter(local_broker.not_eof_noise)  # the tests'
 # Variables of the user's own shell that would change what the scripts do.
 FOREIGN = ("NATS_", "SCW_", "LOCAL_BROKER_")
 GRACE = 5  # the scripts' GRACE: seconds that stopping may take after Ctrl+C
+# pytest runs the tests in parallel workers (tests/pytest.ini). Tests that start a cluster or the benchmark run
+# one after the other in a single worker: each loads both CPUs, and an election that starves misses its timing.
+ONE_AT_A_TIME = pytest.mark.xdist_group("one-at-a-time")
 
 # What sub.py prints for the two messages a plain `python3 pub.py` sends.
 TUTORIAL_MESSAGES = [

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import bench
-from helpers import ROOT, clean_env
+from helpers import ONE_AT_A_TIME, ROOT, clean_env
 
 
+@ONE_AT_A_TIME
 def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):
     out = tmp_path / "bench.json"
 

@@ -10,7 +10,9 @@ import time
 from collections import Counter
 
 import nats
-from helpers import js_call
+from helpers import ONE_AT_A_TIME, js_call
+
+pytestmark = ONE_AT_A_TIME
 
 
 def until_it_answers(action, seconds=60):

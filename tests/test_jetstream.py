@@ -204,7 +204,8 @@ def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broke
     workers = [consume(start, broker, "--durable", "workers") for _ in range(2)]
 
     publish_numbered(broker, 2000)
-    wait_for_messages(workers, 2000)
+    # A batch that stops filling (the other worker took the rest) is handed over when its pull expires (20 s).
+    wait_for_messages(workers, 2000, timeout=60)
     for worker in workers:
         worker.collect(timeout=0.5)  # a message given twice would show now
         worker.signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ import subprocess
 
 import local_broker as local_broker_module
 import pytest
-from helpers import PYTHON, ROOT, TUTORIAL_MESSAGES, Process, clean_env, free_port
+from helpers import ONE_AT_A_TIME, PYTHON, ROOT, TUTORIAL_MESSAGES, Process, clean_env, free_port
 
 
 def is_listening(port):
@@ -162,6 +162,7 @@ def three_free_ports():
             return port
 
 
+@ONE_AT_A_TIME
 def test_local_broker_cluster_runs_three_nodes_that_give_streams_three_replicas_and_ctrl_c_stops_them_all(
     local_broker, tmp_path, run
 ):
