@@ -208,7 +208,9 @@ def not_eof_noise(record):
 
 def wait_for_jetstream(urls, creds, ca=None, timeout=60):
     """Wait until JetStream answers for the account of creds: in a cluster, once a meta leader is elected
-    (each node logs "Server is ready" before that). Returns the seconds it took; raises TimeoutError."""
+    (each node logs "Server is ready" before that) and every node has joined it (until then a stream with a
+    replica on each node is refused: "no suitable peers for placement"). Returns the seconds it took; raises
+    TimeoutError."""
     import ssl
 
     import nats
@@ -230,6 +232,11 @@ def wait_for_jetstream(urls, creds, ca=None, timeout=60):
             while True:
                 try:
                     await js.account_info()
+                    if len(urls) > 1:  # a cluster: place a stream on every node, then remove it
+                        await js.add_stream(
+                            name="LOCAL_BROKER_READY", subjects=["_local_broker.ready"], num_replicas=len(urls)
+                        )
+                        await js.delete_stream("LOCAL_BROKER_READY")
                     return time.monotonic() - started
                 except (nats.errors.Error, asyncio.TimeoutError):
                     await asyncio.sleep(0.1)
@@ -375,7 +382,7 @@ def run_cluster(state_dir, ports, tls):
             try:
                 wait_for_jetstream(urls, os.path.join(state_dir, "user.creds"), ca, timeout=1)
                 break
-            except Exception:  # not yet: no meta leader, or a node still starting
+            except Exception:  # not yet: no meta leader, or a node that has not joined it
                 if any(node.poll() is not None for node in nodes.values()):
                     raise SystemExit(f"local-broker: error: a node did not start; see {state_dir}/node-N.log") from None
         else:

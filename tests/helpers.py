@@ -2,6 +2,7 @@
 run as users run them, and the assertions that hold the README's promises. The fixtures are in conftest.py."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -62,11 +63,10 @@ def assert_error(result, *fragments, code=1):
     fragments in order, where `...` stands for any text. One fragment is the whole line.
 
     result is a finished subprocess.CompletedProcess or Process."""
-    assert result.returncode == code, f"exit {result.returncode}, not {code}; stdout: {result.stdout!r}; stderr: " + (
-        repr(result.stderr)
-    )
+    got = f"exit {result.returncode}, stdout {result.stdout!r}, stderr {result.stderr!r}"
+    assert result.returncode == code, got
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, f"not one line on stderr: {result.stderr!r}"
+    assert len(lines) == 1, got
     pattern = "".join(".*" if fragment is ... else re.escape(fragment) for fragment in fragments)
     assert re.fullmatch(pattern, lines[0], re.S), f"stderr is {lines[0]!r}, not {fragments!r}"
 
@@ -100,6 +100,29 @@ def publish(broker, payloads):
 def popen(command, env, cwd, **kwargs):
     """A bare subprocess with stdin closed and stderr piped, for tests that read its stdout themselves."""
     return subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+@contextlib.contextmanager
+def shell_pipeline(command, env, cwd):
+    """A shell pipeline such as `sub.py | head`, its output piped, in a process group that is killed at the end."""
+    pipeline = subprocess.Popen(
+        command,
+        shell=True,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield pipeline
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pipeline.pid, signal.SIGKILL)  # what is left of it, sub.py say
+        pipeline.wait()
+        pipeline.stdout.close()
+        pipeline.stderr.close()
 
 
 def js_call(server, action):

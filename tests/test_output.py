@@ -2,7 +2,6 @@
 text (payloads, headers, server errors, paths) shown escaped; secrets never shown."""
 
 import asyncio
-import os
 import select
 import shutil
 import signal
@@ -12,31 +11,18 @@ import threading
 
 import nats
 import pytest
-from helpers import PYTHON, assert_error, clean_env, free_port, publish, script, subscribed
+from helpers import PYTHON, assert_error, clean_env, free_port, publish, script, shell_pipeline, subscribed
 
 
 @pytest.mark.skipif(not shutil.which("stdbuf"), reason="stdbuf makes head pass each line on as it comes")
 def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
-    pipeline = subprocess.Popen(
-        f"'{PYTHON}' '{script('sub.py')}' --count 50 | stdbuf -oL head -n 6",
-        shell=True,
-        env=broker.env(),
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with shell_pipeline(
+        f"'{PYTHON}' '{script('sub.py')}' --count 50 | stdbuf -oL head -n 6", broker.env(), workdir
+    ) as pipeline:
         first = [pipeline.stdout.readline() for _ in range(4)]
         assert first[-1] == "Subscription OK\n", first  # only now: a message never comes before this line
         assert run("pub.py", "--count", "20", "x", env=broker.env()).returncode == 0
         out, err = pipeline.communicate(timeout=10)
-    finally:
-        try:
-            os.killpg(pipeline.pid, signal.SIGKILL)  # the pipeline's sub.py, if it is still there
-        except ProcessLookupError:
-            pass
 
     assert out.splitlines() == ["Received a message on 'my-subject': x", "Headers maybe: None"]
     assert err == "", "no traceback, no warning"
@@ -45,23 +31,8 @@ def test_a_closed_pipe_ends_sub_quietly_and_at_once(broker, run, workdir):
 
 @pytest.mark.skipif(not hasattr(select, "poll"), reason="a closed pipe is noticed without writing where poll() is")
 def test_sub_piped_into_head_ends_when_head_exits_even_if_no_message_comes(broker, workdir):
-    pipeline = subprocess.Popen(
-        f"'{PYTHON}' '{script('sub.py')}' | head -n 4",
-        shell=True,
-        env=broker.env(),
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with shell_pipeline(f"'{PYTHON}' '{script('sub.py')}' | head -n 4", broker.env(), workdir) as pipeline:
         out, err = pipeline.communicate(timeout=10)  # no message is ever published
-    finally:
-        try:
-            os.killpg(pipeline.pid, signal.SIGKILL)  # the pipeline's sub.py, if it is still there
-        except ProcessLookupError:
-            pass
 
     assert out.splitlines() == [
         "Connection",
