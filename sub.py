@@ -568,7 +568,8 @@ def shown(urls):
 
 def address(nc):
     """host:port of the server nc is connected to (it may be one the cluster announced)."""
-    return escaped(f"{nc.connected_url.hostname}:{nc.connected_url.port}")
+    url = nc.connected_url  # None when that connection is already lost: nats-py is reconnecting
+    return escaped(f"{url.hostname}:{url.port}") if url else "(lost, reconnecting)"
 
 
 def subject(text):

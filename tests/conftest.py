@@ -2,7 +2,9 @@
 are made of, and what the tests share besides, is in helpers.py."""
 
 import os
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -109,3 +111,41 @@ def start(spawn):
         return spawn([python, os.path.join(ROOT, script), *args], env=env)
 
     return start_script
+
+
+@pytest.fixture
+def fake_server():
+    """fake_server(reply) -> URL of a server on 127.0.0.1 that says hello as NATS does, answers each CONNECT with
+    reply (an -ERR, say), then hangs up; closed after the test."""
+    listeners = []
+
+    def serve(listener, reply):
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                conn.settimeout(10)
+                try:
+                    conn.sendall(b'INFO {"server_id":"x","version":"2.10.0","max_payload":1048576,"headers":true}\r\n')
+                    # Read all the client sent (CONNECT, then PING) before answering: a socket closed with unread
+                    # input sends a reset, and the client's kernel then drops the reply unread.
+                    received = b""
+                    while not received.endswith(b"PING\r\n") and (data := conn.recv(65536)):
+                        received += data
+                    conn.sendall(reply)
+                    conn.shutdown(socket.SHUT_WR)
+                    while conn.recv(65536):  # until the client hangs up
+                        pass
+                except OSError:
+                    pass
+
+    def start(reply):
+        listeners.append(socket.create_server(("127.0.0.1", 0)))
+        threading.Thread(target=serve, args=(listeners[-1], reply), daemon=True).start()
+        return f"nats://127.0.0.1:{listeners[-1].getsockname()[1]}"
+
+    yield start
+    for listener in listeners:
+        listener.close()

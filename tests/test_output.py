@@ -5,9 +5,7 @@ import asyncio
 import select
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 
 import nats
 import pytest
@@ -134,47 +132,9 @@ def test_header_keys_print_as_plain_strings_even_for_a_status_line(broker, start
     assert "'Description': 'Oops'" in headers, headers
 
 
-@pytest.fixture
-def hostile_server():
-    """hostile_server(reply) -> URL of a server on 127.0.0.1 that says hello as NATS does, then answers each
-    CONNECT with reply; closed after the test."""
-    listeners = []
-
-    def serve(listener, reply):
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                conn.settimeout(10)
-                try:
-                    conn.sendall(b'INFO {"server_id":"x","version":"2.10.0","max_payload":1048576,"headers":true}\r\n')
-                    # Read all the client sent (CONNECT, then PING) before answering: a socket closed with unread
-                    # input sends a reset, and the client's kernel then drops the reply unread.
-                    received = b""
-                    while not received.endswith(b"PING\r\n") and (data := conn.recv(65536)):
-                        received += data
-                    conn.sendall(reply)
-                    conn.shutdown(socket.SHUT_WR)
-                    while conn.recv(65536):  # until the client hangs up
-                        pass
-                except OSError:
-                    pass
-
-    def start(reply):
-        listeners.append(socket.create_server(("127.0.0.1", 0)))
-        threading.Thread(target=serve, args=(listeners[-1], reply), daemon=True).start()
-        return f"nats://127.0.0.1:{listeners[-1].getsockname()[1]}"
-
-    yield start
-    for listener in listeners:
-        listener.close()
-
-
 @pytest.mark.parametrize("script", ["pub.py", "sub.py"])
-def test_a_servers_error_text_reaches_the_terminal_escaped(script, broker, run, hostile_server):
-    url = hostile_server(b"-ERR '\x1b[31mEVIL\x1b]0;pwned\x07\xe2\x80\x8b'\r\n")
+def test_a_servers_error_text_reaches_the_terminal_escaped(script, broker, run, fake_server):
+    url = fake_server(b"-ERR '\x1b[31mEVIL\x1b]0;pwned\x07\xe2\x80\x8b'\r\n")
 
     result = run(script, "-s", url, "--timeout", "3", env=broker.env())
 
