@@ -99,15 +99,3 @@ def test_a_server_that_rejects_sub_after_a_restart_is_told_once_then_ends_it(cha
     else:
         why = f"authorization failed at {broker.url}: the server rejected the credentials in {env['NATS_CREDS']}"
     assert sub.stderr.splitlines() == [f"sub.py: warning: {why}; retrying", f"sub.py: error: {why}"]
-
-
-@pytest.mark.parametrize("name", ["pub.py", "sub.py"])
-def test_a_connection_lost_right_after_it_was_made_is_no_traceback(name, broker, spawn, fake_server):
-    url = fake_server(b"PONG\r\n")  # accepts the connection, then hangs up at once
-    process = spawn([PYTHON, script(name), "-s", url, "--timeout", "2"], env=broker.env())
-
-    process.wait_for_line("Connected to NATS at (lost, reconnecting)...")
-    process.signal(signal.SIGINT)
-
-    process.wait()
-    assert "Traceback" not in process.stderr, process.stderr
