@@ -19,18 +19,16 @@ Connection options: -s/--server (env NATS_URL), --creds (env NATS_CREDS), --tlsc
 
 import sys
 
-try:  # Ctrl+C while Python loads these ends the script quietly (130), as at any other moment
+try:
     import argparse
     import asyncio
     import errno
     import logging
     import os
     import re
-    import select
     import signal
     import socket
     import ssl
-    import stat
     import threading
     import time
 
@@ -42,14 +40,12 @@ except ImportError as missing:
         f"sub.py: error: {sys.executable} cannot import {missing.name}; activate .venv (see the README) "
         f"or install nats-py: {sys.executable} -m pip install 'nats-py[nkeys]'"
     )
-except KeyboardInterrupt:
-    sys.exit(130)
 
 
-async def main(args):
+async def main(args, stop):
+    """Connect, subscribe, print what comes until stop is set (by Ctrl+C, --count or a failure), disconnect."""
     print("Connection")
-    stop = Stop()  # set by Ctrl+C, by --count or by a failure: main() then disconnects and returns
-    repull = asyncio.Event()
+    nc, repull = nats.NATS(), asyncio.Event()
 
     # After the first connection, nats-py reconnects by itself, forever: these only tell the user.
     async def disconnected():
@@ -62,22 +58,11 @@ async def main(args):
         if not args.stream:  # a stream kept them; core NATS keeps nothing for a subscriber that is away
             warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
 
-    # The server's URL and the .creds file that proves who you are; connection_options() (at the end
-    # of this file) adds TLS, reconnection and error handling.
-    options, connected = connection_options(args, on_error=stop.report)
-    nc = await connected(
-        nats.connect(
-            args.server.split(","),
-            user_credentials=read_creds(args.creds),
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            **options,
-        )
-    )
+    # The server's URL and the .creds file that proves who you are; connect() (in the block at the end) adds TLS,
+    # reconnection, and the table that says what each failure means.
+    await connect(nc, args, stop, disconnected_cb=disconnected, reconnected_cb=reconnected)
     print(f"Connected to NATS at {address(nc)}...")
     stop.catch_signals()  # from now on Ctrl+C and SIGTERM set stop; a second one exits at once
-    exit_when_reader_leaves()  # `sub.py | head`: ends once head has had its lines, even if no message comes
-
     received = 0
 
     async def on_message(msg):
@@ -90,7 +75,7 @@ async def main(args):
     print("Subscribing")
     if args.stream:
         # JetStream: a consumer of the stream, which remembers what was acknowledged (see below).
-        sub = await stream_consumer(nc, args)
+        sub = await stream_consumer(nc, args, stop)
     else:
         # In a queue group, the server hands each message to only one of the group's subscribers.
         sub = await nc.subscribe(args.subject, queue=args.queue, cb=on_message)
@@ -116,18 +101,15 @@ async def main(args):
     print("Disconnection OK")
 
 
-async def stream_consumer(nc, args):
+async def stream_consumer(nc, args, stop):
     """A pull consumer of the stream: durable (it resumes where it stopped, and several sub.py with the same
     --durable share the messages) or, without --durable, an ephemeral one that replays the stream."""
-    outage = Outage(f"stream {args.stream}")  # while it has no leader (an election on a cluster), keep trying
-    try:
-        await ensure_stream(nc, args, outage)
-        js = nc.jetstream()
-        if args.durable:
-            await check_durable(js, args, outage)
-        return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream))
-    except nats.js.errors.Error as e:
-        raise Failure(why_jetstream_failed(e, args)) from None
+    outage = Outage(f"stream {args.stream}", stop)  # while it has no leader (an election), keep trying
+    await ensure_stream(nc, args, outage)
+    js = nc.jetstream()
+    if args.durable:
+        await check_durable(js, args, outage)
+    return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream))
 
 
 async def check_durable(js, args, outage):
@@ -154,14 +136,12 @@ async def check_durable(js, args, outage):
 
 async def read_stream(consumer, on_message, stop, repull, args):
     """Fetch messages in batches; print each, then acknowledge it, until stopped."""
-    outage = Outage(f"consumer {args.durable} of stream {args.stream}" if args.durable else f"stream {args.stream}")
+    what = f"consumer {args.durable} of stream {args.stream}" if args.durable else f"stream {args.stream}"
+    outage = Outage(what, stop)
     acknowledged, backlog, acks_sent_at = 0, False, time.monotonic()
     while not stop.is_set():
         wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
-        try:
-            messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog, args))  # noqa: B023
-        except nats.js.errors.Error as e:
-            raise Failure(why_jetstream_failed(e, args)) from None
+        messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog))  # noqa: B023
         # Each message says how many more the consumer has for us: then the next pull is answered at once.
         backlog = bool(messages) and messages[-1].metadata.num_pending > 0
         for msg in messages:
@@ -176,7 +156,7 @@ async def read_stream(consumer, on_message, stop, repull, args):
                 acks_sent_at = time.monotonic()
 
 
-async def pull(consumer, wanted, stop, repull, backlog, args):
+async def pull(consumer, wanted, stop, repull, backlog):
     """Up to wanted messages; [] after POLL seconds without any, or once stop or repull is set (with a backlog,
     the messages already on their way are taken then, to be handed back: cancelled, they would come back only
     after the ack wait).
@@ -199,41 +179,12 @@ async def pull(consumer, wanted, stop, repull, backlog, args):
         return fetch.result()
     except asyncio.TimeoutError:
         return []  # nothing new (or the pull was lost with its node): ask again
-    except nats.js.errors.APIError as e:  # 503: no leader for now, or the consumer or its stream is gone
-        await raise_if_deleted(consumer, args)
-        raise e from None
-
-
-async def raise_if_deleted(consumer, args):
-    try:
-        await consumer.consumer_info()
-    except nats.js.errors.NotFoundError as e:
-        gone = f"stream {args.stream}" if e.err_code == 10059 else f"consumer {args.durable or '(ephemeral)'}"
-        raise Failure(f"{gone} was deleted while sub.py was reading it") from None
+    except nats.js.errors.APIError:  # no leader for now (ride through it), or the consumer or its stream is gone
+        await consumer.consumer_info()  # NotFoundError if it is gone: FAILURES says which
+        raise nats.errors.TimeoutError from None
 
 
 POLL = 20  # seconds a pull request waits on the server for a message
-
-
-def exit_when_reader_leaves(every=0.5):
-    """When stdout is a pipe whose reader exits (| head), end as a Unix filter does, without waiting for a message
-    to write: the pipe's write end reports an error (Linux, macOS). Elsewhere the next message's write notices."""
-    try:
-        if not hasattr(select, "poll") or not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
-            return
-    except (OSError, ValueError, AttributeError):  # no stdout at all
-        return
-    watcher, loop = select.poll(), asyncio.get_running_loop()
-    watcher.register(sys.stdout.fileno(), 0)  # no events asked for: only errors and hang-ups are reported
-
-    def check():
-        if watcher.poll(0):
-            os._exit(0)
-        loop.call_later(every, check)
-
-    loop.call_later(every, check)
-
-
 BATCH = 256  # messages per fetch
 ACKS_AT_ONCE = 32  # acknowledgements sent together (or after 50 ms): a crash leaves few printed, unacknowledged
 
@@ -250,32 +201,19 @@ def show(msg):
         output_failed(e)
 
 
-def queue_name(text):
-    if re.search(r"[\s\x00-\x1f\x7f]", utf8(text)):
-        raise argparse.ArgumentTypeError(f"not a valid queue group name: {text!r} (no spaces)")
-    return text
-
-
 def parse_args():
     parser = add_connection_flags(argparse.ArgumentParser(prog="sub.py", description="Print messages from NATS."))
-    parser.add_argument("--count", type=positive(int), help="exit after this many messages")
+    parser.add_argument("--count", type=valid(int, lambda n: n > 0, POSITIVE), help="exit after this many messages")
+    queue = valid(str, re.compile(r"[^\s\x00-\x1f\x7f]*").fullmatch, "not a valid queue group name: {!r} (no spaces)")
     parser.add_argument(
-        "--queue", type=queue_name, default="", help="join this queue group: each message goes to one member"
-    )
-    parser.add_argument(
-        "--stream",
-        type=jetstream_name,
-        help="read through JetStream from this stream (created if missing), which keeps messages "
-        f"while no sub.py runs. Waits up to {POLL} s per pull request; while the stream does not "
-        "answer (a leader election on a cluster), asks again until it does",
+        "--queue", type=queue, default="", help="join this queue group: each message goes to one member"
     )
     parser.add_argument(
         "--durable",
-        type=jetstream_name,
+        type=valid(str, NAMED, NAME),
         help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
         "and several sub.py with the same --durable share the messages",
     )
-    add_replicas_flag(parser)
     args = parser.parse_args()
     if args.replicas and not args.stream:
         parser.error("--replicas needs --stream: it is the number of copies of a new stream")
@@ -288,173 +226,172 @@ def parse_args():
     return args
 
 
-# --- Connection options: the same block in pub.py and sub.py ------------------------------------
+# --- Connecting, stopping, and what each failure means: the same block in pub.py and sub.py ---------------------
 SCALEWAY_FR_PAR = "nats://nats.mnq.fr-par.scaleway.com:4222"
 PROG = os.path.basename(sys.argv[0])
-REJECTIONS = 3  # a server that rejects the creds or its certificate this often in a row ends the script
 GRACE = 5  # seconds that stopping may take after Ctrl+C, before the script exits anyway
-PING_INTERVAL = 10  # seconds between two PINGs to the server
+GET_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
+CONNECT, CHECK = "could not connect to {where}", "; check --server or NATS_URL"
+RIDE, WARN, STOP, REJECTED, UNREACHABLE = "ride", "warn", "stop", "rejected", "unreachable"
+
+
+class Failure(Exception): ...  # Failure(message, code=1): put in words by the script; code 2: bad configuration
+
+
+class Closed(Exception): ...  # the server closed the connection for good (nats-py does not reconnect): its reason
+
+
+class NoAnswer(Exception): ...  # the first connection did not succeed within --timeout: what the last try met
+
+
+# What any failure means: the first row whose class matches, and whose clue (a regular expression) is found in the
+# exception's text in lower case, decides. RIDE: wait it out (nats-py reconnects by itself; a JetStream request is
+# sent again). WARN: ride, and tell once. STOP: end the script with the row's line. UNREACHABLE and REJECTED stop
+# the first connection; while reconnecting, an UNREACHABLE server may be restarting (ride), and a REJECTED one is
+# told at once and stops the script the third time in a row (a restart with a new certificate or account).
+FAILURES = [
+    (ssl.SSLCertVerificationError, "mismatch", REJECTED, "certificate verification failed for {where}: "
+     "{e.verify_message}; connect with a host name the certificate was issued for"),
+    (ssl.SSLCertVerificationError, "", REJECTED, "certificate verification failed for {where}: {e.verify_message}; "
+     "if the server uses a private CA, give it with --tlsca or NATS_CA"),
+    (nats.errors.Error, "authorization violation", REJECTED, "authorization failed at {where}: the server rejected "
+     "the credentials in {args.creds}"),
+    (ConnectionRefusedError, "", UNREACHABLE, CONNECT + ": connection refused, nothing listens there" + CHECK),
+    (socket.gaierror, "", UNREACHABLE, CONNECT + ": unknown host ({e.strerror})" + CHECK),
+    (OSError, "unreachable", UNREACHABLE, CONNECT + ": {e.strerror}" + CHECK),
+    (NoAnswer, "", STOP, CONNECT + " within {args.timeout:g} s ({e})" + CHECK),
+    (Closed, "expired", STOP, "the server closed the connection: the credentials expired; " + GET_CREDS),
+    (Closed, "revoked", STOP, "the server closed the connection: the credentials were revoked; " + GET_CREDS),
+    (Closed, "", STOP, "the server closed the connection: {e}"),
+    (nats.errors.Error, "permissions violation", STOP, "permission denied: these credentials may not {denied}"),
+    (nats.errors.SlowConsumerError, "", WARN, "messages came faster than they were printed: nats-py dropped some"),
+    (nats.js.errors.APIError, "err_code=10039|code=none err_code=none", STOP, "JetStream is not enabled for this "
+     "account at {where}; publish and subscribe without --stream"),
+    # No leader for a moment (an election): a 503 without an error code, temporarily unavailable (10008), not
+    # leader (10009), stream or consumer offline (10118, 10119), the same message still being stored (10158).
+    (nats.js.errors.APIError, r"code=503 err_code=none|err_code=(10008|10009|10118|10119|10158)\b", RIDE,
+     "stream {args.stream} is not answering ({reason})"),
+    (nats.js.errors.NotFoundError, r"err_code=10059\b", STOP, "stream {args.stream} was deleted while {prog} was "
+     "reading it"),
+    (nats.js.errors.NotFoundError, r"err_code=10014\b", STOP, "consumer {consumer} was deleted while {prog} was "
+     "reading it"),
+    (nats.js.errors.APIError, "", STOP, "stream {args.stream}: the server refused: {reason}"),
+    # A lost connection, or a request without an answer in time: nats-py reconnects; the script asks again.
+    ((OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,
+      nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError, nats.errors.ConnectionReconnectingError),
+     "", RIDE, "the server did not answer ({reason})"),
+    (nats.errors.Error, "^nats: '", RIDE, "the server said {reason}"),  # an -ERR while connecting: try again
+    (Exception, "", STOP, "{reason}"),
+]  # fmt: skip
+
+
+def meaning(e, args=None):
+    """What to do about any exception (RIDE, STOP...) and, given args, what to say: the first row that matches."""
+    _, _, action, text = next(row for row in FAILURES if isinstance(e, row[0]) and re.search(row[1], str(e).lower()))
+    if args is None:
+        return action
+    denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
+    consumer, where = getattr(args, "durable", None) or "(ephemeral)", shown(args.server)
+    return action, text.format(
+        e=e, args=args, reason=reason(e), prog=PROG, denied=denied, consumer=consumer, where=where
+    )
+
+
+def reason(e):
+    """An exception in words: a JetStream refusal's description (or its codes), never None or a class name."""
+    if isinstance(e, nats.js.errors.APIError):
+        return e.description or f"code {e.code}, err_code {e.err_code}"
+    return str(e) or "no answer in time"
 
 
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
-    env = os.environ.get
-    parser.add_argument(
+    env, add = os.environ.get, parser.add_argument
+    add(
         "-s",
         "--server",
         type=nats_urls,
         default=env("NATS_URL") or SCALEWAY_FR_PAR,
-        help="NATS URL, or several separated by commas (env NATS_URL; default: Scaleway fr-par)",
+        help="URL(s) (env NATS_URL; default: Scaleway fr-par)",
     )
-    parser.add_argument(
-        "--creds",
-        default=env("NATS_CREDS") or "nats.creds",
-        help="credentials file (env NATS_CREDS; default: nats.creds)",
-    )
-    parser.add_argument(
-        "--tlsca",
-        default=env("NATS_CA"),
-        help="CA certificates to verify the server with (env NATS_CA; default: the system's)",
-    )
-    parser.add_argument(
-        "--timeout", type=positive(float), default=10.0, help="seconds to wait for the first connection (default: 10)"
-    )
-    parser.add_argument(
-        "--subject", type=subject, default="my-subject", help="subject (default: my-subject); tokens separated by dots"
+    add("--creds", default=env("NATS_CREDS") or "nats.creds", help="credentials file (env NATS_CREDS)")
+    add("--tlsca", default=env("NATS_CA"), help="CA certificates to verify the server with (env NATS_CA)")
+    add("--timeout", type=valid(float, lambda n: n > 0, POSITIVE), default=10.0, help="seconds to connect")
+    add("--subject", type=valid(str, TOKENS, SUBJECT), default="my-subject", help="subject (default: my-subject)")
+    add("--stream", type=valid(str, NAMED, NAME), help="JetStream: this stream keeps the messages (made if missing)")
+    add(
+        "--replicas", type=int, choices=range(1, 6), metavar="{1..5}", help="copies a new stream keeps (3 on a cluster)"
     )
     return parser
 
 
-def connection_options(args, on_error):
-    """nats.connect()'s options for TLS, reconnection and errors; and connected(), to await it with.
-
-    connected(nats.connect(...)) waits at most --timeout seconds, and raises Failure saying why it could
-    not connect. Then nats-py reconnects by itself, forever: on_error(e) hears what goes wrong meanwhile,
-    and gets a Failure if the server keeps rejecting the creds or presents a certificate that fails.
-    """
-    nc = None
-    attempts = []  # nats-py hands each failed attempt to error_cb, then tries again
-    servers = args.server.split(",")
-    rejections, reconnects = 0, 0  # rejections in a row, and since which reconnection
+async def connect(nc, args, stop, **callbacks):
+    """nc.connect() with the .creds file, TLS and reconnection (forever), its failures judged by FAILURES: the first
+    connection ends once every server gave an answer that trying again will not change, or after --timeout."""
+    first, tries, rejected, told = True, [], [], set()  # rejected: the reconnect count at each rejection
 
     async def error_cb(e):
-        nonlocal rejections, reconnects
-        if nc is None:  # the first connection
-            attempts.append(e)
-            tried_all = len(attempts) >= len(servers) and all(map(unreachable, attempts[-len(servers) :]))
-            if rejection(e) or tried_all:
-                raise e  # ends nats-py's retries: these will not get better by retrying
-        elif rejection(e):  # while reconnecting: creds revoked, or a new certificate
-            if reconnects != nc.stats["reconnects"]:  # it reconnected since the last one
-                rejections, reconnects = 0, nc.stats["reconnects"]
-            rejections += 1
-            if rejections == 1:
-                warn(f"{why_not_connected(e, attempts, args)}; retrying")
-            elif rejections == REJECTIONS:
-                on_error(Failure(why_not_connected(e, attempts, args)))
-        elif nc.is_connected and not isinstance(e, CONNECTION_LOST):
-            on_error(e)  # a lost server is told by disconnected_cb; nats-py reconnects by itself
+        action, text = meaning(e, args)
+        if first:
+            tries.append(action)
+            if len(tries) >= len(args.server.split(",")) and RIDE not in tries[-len(args.server.split(",")) :]:
+                raise e  # ends nats-py's tries of the first connection
+        elif action == REJECTED:
+            rejected.append(nc.stats["reconnects"])
+            if rejected.count(rejected[-1]) == 1:
+                warn(f"{text}; retrying")
+            if rejected.count(rejected[-1]) == 3:
+                stop.report(e)
+        elif action == STOP:
+            stop.report(e)
+        elif action == WARN and text not in told:
+            told.add(text)
+            warn(text)
 
-    async def connected(connecting):
-        nonlocal nc
-        try:
-            # Without this bound, nats-py retries an unreachable server for about two minutes.
-            nc = await asyncio.wait_for(connecting, args.timeout)
-        except Exception as e:
-            raise Failure(why_not_connected(e, attempts, args)) from None
-        return nc
+    async def closed_cb():
+        if not stop.is_set():  # closed by the server, for good, not by the script
+            stop.report(Closed(str(nc.last_error or "no reason given").removeprefix("nats: ")))
 
-    options = {
-        "tls": tls_context(args.tlsca),
-        "error_cb": error_cb,
-        "max_reconnect_attempts": -1,
-        "reconnect_time_wait": 1,
-        # A PING every 10 s, and the connection is given up after 2 unanswered: a network that went
-        # silent (no reset, no close) is noticed within about 30 s rather than 4 to 6 minutes.
-        "ping_interval": PING_INTERVAL,
-        "max_outstanding_pings": 2,
-        # A publish that waits for room to send (a socket that takes nothing) waits at most --timeout.
-        "flush_timeout": args.timeout,
-    }
-    return options, connected
-
-
-CONNECTION_LOST = (OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError)
-
-
-def rejection(e):
-    return isinstance(e, ssl.SSLCertVerificationError) or "Authorization Violation" in str(e)
-
-
-def unreachable(e):
-    return isinstance(e, (ConnectionRefusedError, socket.gaierror)) or getattr(e, "errno", None) in (
-        errno.ENETUNREACH,
-        errno.EHOSTUNREACH,
-    )
+    try:  # (None: nats-py verifies the server against the system's CAs when it requires TLS)
+        tls = ssl.create_default_context(cafile=args.tlsca) if args.tlsca else None
+    except (OSError, ssl.SSLError) as e:
+        raise Failure(f"cannot use CA file {args.tlsca} (--tlsca or NATS_CA): {e.strerror or e}", 2) from None
+    # A PING every 10 s, given up after 2 without an answer: a network gone silent (no reset, no close) is noticed
+    # within about 30 s rather than 4 to 6 minutes. A publish waits at most --timeout for room to send.
+    options = dict(ping_interval=10, max_outstanding_pings=2, flush_timeout=args.timeout, tls=tls, **callbacks)
+    options.update(max_reconnect_attempts=-1, reconnect_time_wait=1, error_cb=error_cb, closed_cb=closed_cb)
+    try:  # bounded: nats-py would try an unreachable server for about two minutes
+        await asyncio.wait_for(
+            nc.connect(args.server.split(","), user_credentials=read_creds(args.creds), **options), args.timeout
+        )
+    except asyncio.TimeoutError:
+        raise NoAnswer(str(nc.last_error or "") or "no answer") from None
+    first = False
 
 
 def read_creds(path):
     """The .creds file, checked: nats-py can spin forever on a malformed one, and fails on CRLF."""
-    get_one = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
+    exports = "NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three export "
+    exports += "lines it printed; for Scaleway, get a file with scripts/create-credentials.sh"
     try:
         with open(path, encoding="utf-8") as f:  # reads Windows (CRLF) line endings as \n
-            text = f.read(CREDS_LIMIT + 1)  # a real one is under 2 KB: never read a huge file (or /dev/zero) whole
+            text = f.read(64 * 1024 + 1)  # a real one is under 2 KB: never read a huge file (or /dev/zero) whole
     except OSError as e:
-        if not os.environ.get("NATS_URL") and not os.environ.get("NATS_CREDS"):  # a terminal without the exports
-            get_one = (
-                "NATS_URL and NATS_CREDS are not set in this terminal: for the local broker, paste the three "
-                "export lines it printed; for Scaleway, get a file with scripts/create-credentials.sh"
-            )
-        raise Failure(
-            f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {get_one}", 2
-        ) from None
+        fix = GET_CREDS if os.environ.get("NATS_URL") or os.environ.get("NATS_CREDS") else exports
+        raise Failure(f"cannot read credentials file {path} (--creds or NATS_CREDS): {e.strerror}; {fix}", 2) from None
     except UnicodeDecodeError:
-        raise Failure(f"credentials file {path} is not a text file (UTF-8); {get_one}", 2) from None
-    if len(text) > CREDS_LIMIT:
-        raise Failure(
-            f"credentials file {path} is too large for a creds file (over {CREDS_LIMIT // 1024} KB); {get_one}", 2
-        )
+        raise Failure(f"credentials file {path} is not a text file (UTF-8); {GET_CREDS}", 2) from None
+    if len(text) > 64 * 1024:
+        raise Failure(f"credentials file {path} is too large for a creds file (over 64 KB); {GET_CREDS}", 2)
     for block, body in (("NATS USER JWT", r"[\w.-]+"), ("USER NKEY SEED", r"SU[A-Z2-7]+")):
         if not re.search(rf"-----BEGIN {block}-----\n{body}\n------END {block}------", text):
-            raise Failure(f"credentials file {path} is malformed: no {block} block; {get_one}", 2)
+            raise Failure(f"credentials file {path} is malformed: no {block} block; {GET_CREDS}", 2)
     return RawCredentials(text)
 
 
-CREDS_LIMIT = 64 * 1024  # characters
-
-
-def tls_context(cafile):
-    """None lets nats-py verify the server against the system's CAs when the server requires TLS."""
-    try:
-        return ssl.create_default_context(cafile=cafile) if cafile else None
-    except (OSError, ssl.SSLError) as e:
-        raise Failure(f"cannot use CA file {cafile} (--tlsca or NATS_CA): {e.strerror or e}", 2) from None
-
-
-def why_not_connected(e, attempts, args):
-    where, check = shown(args.server), "check --server or NATS_URL"
-    if isinstance(e, ssl.SSLCertVerificationError):
-        fix = (
-            "connect with a host name the certificate was issued for"
-            if "mismatch" in e.verify_message
-            else "if the server uses a private CA, give it with --tlsca or NATS_CA"
-        )
-        return f"certificate verification failed for {where}: {e.verify_message}; {fix}"
-    if "Authorization Violation" in str(e):
-        return f"authorization failed at {where}: the server rejected the credentials in {args.creds}"
-    if isinstance(e, ConnectionRefusedError):
-        return f"could not connect to {where}: connection refused, nothing listens there; {check}"
-    if isinstance(e, socket.gaierror):
-        return f"could not connect to {where}: unknown host ({e.strerror}); {check}"
-    if isinstance(e, asyncio.TimeoutError):
-        last = str(attempts[-1]) if attempts else ""
-        return f"could not connect to {where} within {args.timeout:g} s ({last or 'no answer'}); {check}"
-    return f"could not connect to {where}: {e}; {check}"
-
-
 async def close(nc):
-    """nc.close(), bounded (after a failed TLS handshake it can wait forever for the socket to close), and
-    quiet: after a cut connection nats-py's close() can fail on a transport that is gone."""
+    """nc.close(), bounded (after a failed TLS handshake it can wait forever for the socket to close) and quiet
+    (after a cut, it can fail on a transport that is gone)."""
     try:
         await asyncio.wait_for(nc.close(), 2)
     except Exception:
@@ -462,21 +399,14 @@ async def close(nc):
 
 
 class Stop(asyncio.Event):
-    """Set to stop the script: by Ctrl+C or SIGTERM once catch_signals() ran, or by the script itself.
+    """Set to stop the script: by Ctrl+C or SIGTERM once catch_signals() ran, by a failure, or by the script itself.
+    A second signal, or a first one not obeyed within GRACE seconds, ends the script at once."""
 
-    A second signal, or a first one that is not obeyed within GRACE seconds, ends the script at once.
-    """
-
-    signal = None  # the signal that set it, if one did
-    failure = None  # the Failure that set it, if one did
+    signal = failure = None  # the signal that set it; the exception that did (run() says what it means)
 
     def report(self, e):
-        """What goes wrong once connected: a Failure stops the script, anything else is a warning."""
-        if isinstance(e, Failure):
-            self.failure = self.failure or e
-            self.set()
-        else:
-            warn(e)
+        self.failure = self.failure or e
+        self.set()
 
     def catch_signals(self):
         loop = asyncio.get_running_loop()
@@ -486,79 +416,59 @@ class Stop(asyncio.Event):
                 os._exit(128 + signum)  # the second Ctrl+C: no more waiting
             self.signal = signum
             loop.call_soon_threadsafe(self.set)
-            watchdog = threading.Timer(GRACE, gave_up, (signum,))
-            watchdog.daemon = True  # it ends with the script
-            watchdog.start()
+            threading.Thread(target=give_up, args=(signum,), daemon=True).start()
 
-        # signal.signal, not loop.add_signal_handler: Windows' event loops do not have that one.
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        def give_up(signum):
+            time.sleep(GRACE)
+            warn(f"could not stop cleanly within {GRACE} s; exiting anyway (what was not yet printed or sent is lost)")
+            os._exit(128 + signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):  # not loop.add_signal_handler: Windows' loops lack it
             signal.signal(sig, handler)
 
 
-def gave_up(signum):
-    warn(f"could not stop cleanly within {GRACE} s; exiting anyway (what was not yet printed or sent is lost)")
-    os._exit(128 + signum)
-
-
-class Failure(Exception):
-    """One line for stderr; exit code 2 for bad configuration, 1 for a failure at run time."""
-
-    def __init__(self, message, code=1):
-        super().__init__(message)
-        self.code = code
-
-
 def run(main, args):
-    """asyncio.run(main(args)), turning a Failure, Ctrl+C or a closed output into one line and an exit code."""
+    """asyncio.run(main(args, stop)); the exception that set stop, or else the one main() ended with, is told."""
     # asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
     logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
     # Print any text: UTF-8 when redirected (Windows would pick cp1252), \-escapes where a terminal cannot.
-    if not sys.stdout.isatty():
-        sys.stdout.reconfigure(encoding="utf-8")
-    sys.stdout.reconfigure(errors="backslashreplace")
+    sys.stdout.reconfigure(errors="backslashreplace", **({} if sys.stdout.isatty() else {"encoding": "utf-8"}))
+
+    async def stoppable():
+        stop = Stop()  # (made in the loop: on Python 3.9, an Event belongs to the loop it was made in)
+        try:
+            await main(args, stop)
+        except Exception as e:
+            raise (stop.failure or e) from None  # what stopped the script, rather than what that made fail
+
     try:
-        asyncio.run(main(args))
+        asyncio.run(stoppable())
         sys.stdout.flush()
-    except Failure as e:
-        print(f"{PROG}: error: {escaped(str(e))}", file=sys.stderr)
-        sys.exit(e.code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except OSError as e:
-        if e.errno not in OUTPUT_ERRORS:
-            raise
-        output_failed(e)
-
-
-OUTPUT_ERRORS = (errno.EPIPE, errno.EINVAL, errno.ENOSPC, errno.EIO, errno.EFBIG)
+    except Exception as e:
+        if isinstance(e, OSError) and e.errno in (errno.EPIPE, errno.EINVAL, errno.ENOSPC, errno.EIO, errno.EFBIG):
+            output_failed(e)
+        text, code = (*e.args, 1)[:2] if isinstance(e, Failure) else (meaning(e, args)[1], 1)
+        print(f"{PROG}: error: {escaped(text)}", file=sys.stderr)
+        sys.exit(code)
 
 
 def output_failed(e):
-    """stdout is gone: its reader left (| head) or the disk is full. Stop at once, like any Unix filter."""
-    if e.errno in (errno.EPIPE, errno.EINVAL):  # EINVAL: a closed pipe on Windows
-        os._exit(0)
-    print(f"{PROG}: error: cannot write the output: {e.strerror}", file=sys.stderr, flush=True)
-    os._exit(1)
+    """stdout is gone: its reader left (| head: EPIPE, or EINVAL on Windows) or the disk is full. Stop at once."""
+    if e.errno not in (errno.EPIPE, errno.EINVAL):
+        print(f"{PROG}: error: cannot write the output: {e.strerror}", file=sys.stderr, flush=True)
+    os._exit(0 if e.errno in (errno.EPIPE, errno.EINVAL) else 1)
 
 
 def warn(text):
     print(f"{PROG}: warning: {escaped(str(text))}", file=sys.stderr, flush=True)
 
 
-# Control characters, line breaks and Unicode format characters (Cf: zero-width, bidirectional marks), shown
-# \-escaped: text from the network or the command line cannot fake a line, reorder one, or command the terminal.
-CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-    "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0001\U000e0020-\U000e007f]"
-)
-
-
 def escaped(text):
-    if text.isprintable():  # the usual case, checked fast: no control or format character in it
-        return text
-    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    r"""Other people's text, what cannot be printed \-escaped (control characters, line breaks, bidirectional
+    marks): it cannot fake a line, reorder one, or command the terminal."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def shown(urls):
@@ -572,47 +482,41 @@ def address(nc):
     return escaped(f"{url.hostname}:{url.port}") if url else "(lost, reconnecting)"
 
 
-def subject(text):
-    """A subject: tokens separated by dots; the token * matches any one token, > (last) all the rest."""
-    tokens = utf8(text).split(".")
-    if not all(token and not re.search(r"[\s\x00-\x1f\x7f]", token) for token in tokens) or ">" in tokens[:-1]:
-        raise argparse.ArgumentTypeError(
-            f"not a valid subject: {text!r} (tokens between single dots, no spaces; > only as the last token)"
-        )
-    return text
+def valid(kind, ok, problem):
+    """An argparse type: kind(text), if text is UTF-8 and ok() with it; else the problem, naming the text."""
+
+    def parse(text):
+        try:
+            text.encode()
+            if ok(kind(text)):
+                return kind(text)
+        except UnicodeEncodeError:  # bytes from the command line that are not UTF-8
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(problem.format(text))
+
+    return parse
 
 
 def nats_urls(text):
     """nats:// and tls:// URLs, comma-separated: nats-py would take http:// for a host named http, and try ws://
     for the whole --timeout before saying it cannot."""
-    for url in utf8(text).split(","):
+    for url in valid(str, str, "")(text).split(","):
         scheme = url.split("://")[0].lower() if "://" in url else "nats"
         if scheme not in ("nats", "tls"):
             raise argparse.ArgumentTypeError(
-                f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported "
-                "here; use nats://HOST:PORT or tls://HOST:PORT"
+                f"{shown(url)!r} (from -s or NATS_URL): {scheme}:// is not supported here; use nats://HOST:PORT "
+                "or tls://HOST:PORT"
             )
     return text
 
 
-def utf8(text):
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not valid UTF-8") from None
-    return text
-
-
-def positive(kind):
-    def parse(text):
-        try:
-            if kind(text) > 0:
-                return kind(text)
-        except ValueError:
-            pass
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
-
-    return parse
+POSITIVE = "must be a positive number, not {!r}"
+SUBJECT = "not a valid subject: {!r} (tokens between single dots, no spaces; > only as the last token)"
+NAME = "not a valid name: {!r} (no spaces, no . * > / or \\)"  # a stream or consumer
+TOKENS = re.compile(r"(?!(.*\.)?>\.)[^\s\x00-\x1f\x7f.]+(\.[^\s\x00-\x1f\x7f.]+)*").fullmatch  # > only last
+NAMED = re.compile(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}").fullmatch  # no spaces, dots, wildcards, path separators
 
 
 # JetStream: streams keep messages until a consumer has read them. On a cluster (MnQ is one), each stream and
@@ -620,147 +524,64 @@ def positive(kind):
 
 
 async def ensure_stream(nc, args, outage):
-    """The stream args.stream, capturing args.subject; created if missing, with file storage (MnQ's only kind)
-    and --replicas copies."""
+    """The stream args.stream, capturing args.subject. The server says which stream captures it, if one does; if
+    none does, args.stream is made, with file storage (MnQ's only kind) and --replicas copies (default: 3 on a
+    cluster, whose INFO names it; 1 on a single server)."""
     js = nc.jetstream()
     try:
-        info = await outage.retry(lambda: js.stream_info(args.stream))
+        owner = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
     except nats.js.errors.NotFoundError:
-        try:
-            await outage.retry(
-                lambda: js.add_stream(
-                    name=args.stream,
-                    subjects=[args.subject],
-                    storage="file",
-                    num_replicas=args.replicas or default_replicas(nc),
-                )
-            )
-            return
-        except nats.js.errors.BadRequestError as e:
-            if e.err_code == 10065:  # another stream captures this subject: a message is stored in one stream only
-                other = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
-                raise Failure(
-                    f"stream {other} already captures '{args.subject}'; use --stream {other}, or another --subject", 2
-                ) from None
-            if e.err_code != 10058:  # 10058: it exists already: made by another script, or by a retry here
-                raise
-            info = await outage.retry(lambda: js.stream_info(args.stream))
-    subjects = info.config.subjects or []
-    if not any(captures(pattern, args.subject) for pattern in subjects):
+        owner = None
+    if owner == args.stream:
+        return
+    if owner:  # a message is stored in one stream only
         raise Failure(
-            f"stream {args.stream} does not capture '{args.subject}': its subjects are "
-            f"{', '.join(repr(s) for s in subjects) or 'none'}; use one of them with --subject, "
-            "or another --stream",
-            2,
+            f"stream {owner} already captures '{args.subject}'; use --stream {owner}, or another --subject", 2
         )
-
-
-def add_replicas_flag(parser):
-    parser.add_argument(
-        "--replicas",
-        type=int,
-        choices=range(1, 6),
-        metavar="{1..5}",
-        help="with --stream: copies a new stream keeps, each on another node (default: 3 on a "
-        "cluster, 1 on a single server); an existing stream keeps its own",
-    )
-
-
-def default_replicas(nc):
-    """3 copies of a new stream on a cluster (one copy is lost while its node is down), 1 on a single server.
-    nats-py keeps the server's INFO in _server_info; it names a cluster when the server belongs to one."""
-    return 3 if nc._server_info.get("cluster") else 1
+    replicas = args.replicas or (3 if nc._server_info.get("cluster") else 1)
+    new = dict(name=args.stream, subjects=[args.subject], storage="file", num_replicas=replicas)
+    try:  # (made twice, by two scripts at once or by a retry here, the same stream is no error)
+        await outage.retry(lambda: js.add_stream(**new))
+    except nats.js.errors.BadRequestError as e:
+        if e.err_code != 10058:  # 10058: the stream exists, for other subjects
+            raise
+        subjects = ", ".join(map(repr, (await outage.retry(lambda: js.stream_info(args.stream))).config.subjects))
+        fix = "use one of them with --subject, or another --stream"
+        raise Failure(
+            f"stream {args.stream} does not capture '{args.subject}': its subjects are {subjects}; {fix}", 2
+        ) from None
 
 
 class Outage:
-    """Calls again what fails while a stream or consumer has no leader; one warning when that starts, one when
-    it ends. patience: seconds to keep trying (None: forever); giving_up(): stop trying at once."""
+    """retry(call): call() again every half second while FAILURES says to ride through what it raises, for up to
+    patience seconds (None: until stop is set); one warning when an outage starts, one when it ends."""
 
-    def __init__(self, what, patience=None, giving_up=lambda: False):
-        self.what, self.patience, self.giving_up = what, patience, giving_up
-        self.since = None  # when the current outage started
-        self.ended = 0.0  # when the last one ended
+    def __init__(self, what, stop, patience=None):
+        self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
 
     async def retry(self, call):
-        first_failure = None
+        first = time.monotonic()
         while True:
-            started = time.monotonic()
             try:
                 result = await call()
+                break
             except Exception as e:
-                first_failure = first_failure or started
-                if (
-                    not unavailable(e)
-                    or self.giving_up()
-                    or (self.patience is not None and time.monotonic() - first_failure >= self.patience)
-                ):
+                if meaning(e) != RIDE or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
                     raise
-                self.lost(e, started)
-                await asyncio.sleep(RETRY_WAIT)
-                continue
-            self.answered(started)
-            return result
-
-    def lost(self, e, started):
-        if self.since is None and started >= self.ended:  # not a late answer from before the last outage ended
-            self.since = started
-            limit = f"for up to {self.patience:g} s" if self.patience is not None else "until it answers"
-            warn(f"{self.what} is not answering ({e or type(e).__name__}); trying again {limit}")
-
-    def answered(self, started):
-        if self.since is not None and started >= self.since:
+                if self.since is None:
+                    self.since, limit = (
+                        time.monotonic(),
+                        f"for up to {self.patience} s" if self.patience else "until it answers",
+                    )
+                    warn(f"{self.what} is not answering ({reason(e)}); trying again {limit}")
+                await asyncio.sleep(0.5)
+        if self.since is not None:
             warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
-            self.since, self.ended = None, time.monotonic()
+            self.since = None
+        return result
 
 
-RETRY_WAIT = 0.5  # seconds between two tries while a stream or consumer does not answer
-
-
-def unavailable(e):
-    """What a stream or consumer without a leader answers for a moment: no answer at all, no responders, a 503
-    without an error code, or "temporarily unavailable" (10008), "not leader" (10009), "stream offline" (10118)."""
-    if isinstance(e, nats.js.errors.APIError):
-        return (e.code == 503 and e.err_code is None) or e.err_code in (10008, 10009, 10118)
-    return isinstance(
-        e,
-        (
-            asyncio.TimeoutError,
-            nats.errors.NoRespondersError,
-            nats.js.errors.NoStreamResponseError,
-            nats.errors.ConnectionReconnectingError,
-        ),
-    )
-
-
-def captures(pattern, subject):
-    """True if every subject that subject matches, pattern matches too (* is one token, > the rest)."""
-    pattern, subject = pattern.split("."), subject.split(".")
-    for i, token in enumerate(pattern):
-        if token == ">":
-            return len(subject) > i
-        if i >= len(subject) or subject[i] == ">" or token not in ("*", subject[i]):
-            return False
-    return len(pattern) == len(subject)
-
-
-def why_jetstream_failed(e, args):
-    if isinstance(e, nats.js.errors.ServiceUnavailableError) and e.err_code == 10039:
-        return (
-            f"JetStream is not enabled for this account at {shown(args.server)}; publish and subscribe without --stream"
-        )
-    if isinstance(e, nats.js.errors.APIError):
-        return f"stream {args.stream}: the server refused: {e.description}"
-    return f"stream {args.stream}: {e or type(e).__name__}"
-
-
-def jetstream_name(text):
-    """A stream or consumer name: no spaces, dots, wildcards or path separators."""
-    if not re.fullmatch(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}", utf8(text)):
-        raise argparse.ArgumentTypeError(f"not a valid name: {text!r} (no spaces, no . * > / or \\)")
-    return text
-
-
-# --- End of the connection options -----------------------------------------------------------------
+# --- End of the shared block ------------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import subprocess
 import time
 
 import local_broker
-import pytest
-from helpers import GRACE, PYTHON, TUTORIAL_MESSAGES, clean_env, popen, script, subscribed
+from helpers import GRACE, PYTHON, TUTORIAL_MESSAGES, popen, script, subscribed
 
 
 def test_on_windows_where_the_loop_has_no_add_signal_handler_ctrl_c_still_disconnects_cleanly(
@@ -131,26 +130,3 @@ def test_ctrl_c_while_reconnecting_to_a_server_whose_certificate_fails_exits_cle
     assert sub.wait(timeout=10) == 0
     assert time.monotonic() - started < GRACE
     assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
-
-
-CTRL_C_WHILE_NATS_LOADS = """
-import os, signal, sys
-
-class CtrlC:  # the user presses Ctrl+C while Python loads nats-py
-    def find_spec(self, name, path=None, target=None):
-        if name == "nats":
-            sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
-
-sys.meta_path.insert(0, CtrlC())
-"""
-
-
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
-def test_ctrl_c_while_python_loads_nats_py_exits_130_without_a_traceback(script, tmp_path, run):
-    (tmp_path / "hook").mkdir()
-    (tmp_path / "hook" / "sitecustomize.py").write_text(CTRL_C_WHILE_NATS_LOADS)
-
-    result = run(script, env=clean_env(PYTHONPATH=str(tmp_path / "hook")))
-
-    assert (result.returncode, result.stdout, result.stderr) == (130, "", "")

@@ -177,8 +177,8 @@ def test_sub_waits_quietly_for_the_broker_and_still_stops_cleanly(broker, start)
 def test_the_connection_options_block_is_the_same_in_both_scripts():
     def block(script):
         text = open(os.path.join(ROOT, script)).read()
-        found = re.search(r"# --- Connection options.*?# --- End of the connection options", text, re.S)
-        assert found, f"{script} has no connection-options block"
+        found = re.search(r"# --- Connecting, stopping.*?# --- End of the shared block", text, re.S)
+        assert found, f"{script} has no shared block"
         return found.group(0)
 
     assert block("pub.py") == block("sub.py")
