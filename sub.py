@@ -22,6 +22,7 @@ import sys
 try:
     import argparse
     import asyncio
+    import contextlib
     import errno
     import logging
     import os
@@ -42,13 +43,11 @@ except ImportError as missing:
     )
 
 
-async def main(args, stop):
-    """Connect, subscribe, print what comes until stop is set (by Ctrl+C, --count or a failure), disconnect."""
+async def main(args, stop):  # stop: set by Ctrl+C, --count or a failure
     print("Connection")
     nc, repull = nats.NATS(), asyncio.Event()
 
-    # After the first connection, nats-py reconnects by itself, forever: these only tell the user.
-    async def disconnected():
+    async def disconnected():  # once connected, nats-py reconnects by itself, forever: these two tell the user
         if not nc.is_closed:
             print("Disconnected from NATS, reconnecting...", flush=True)
 
@@ -58,8 +57,7 @@ async def main(args, stop):
         if not args.stream:  # a stream kept them; core NATS keeps nothing for a subscriber that is away
             warn("messages published while sub.py was disconnected are lost (core NATS is at-most-once)")
 
-    # The server's URL and the .creds file that proves who you are; connect() (in the block at the end) adds TLS,
-    # reconnection, and the table that says what each failure means.
+    # The server's URL and .creds file; connect() (in the block at the end) adds TLS, reconnection, the failure table.
     await connect(nc, args, stop, disconnected_cb=disconnected, reconnected_cb=reconnected)
     print(f"Connected to NATS at {address(nc)}...")
     stop.catch_signals()  # from now on Ctrl+C and SIGTERM set stop; a second one exits at once
@@ -232,6 +230,8 @@ PROG = os.path.basename(sys.argv[0])
 GRACE = 5  # seconds that stopping may take after Ctrl+C, before the script exits anyway
 GET_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
 CONNECT, CHECK = "could not connect to {where}", "; check --server or NATS_URL"
+CERT, CA = "certificate verification failed for {where}: {e.verify_message}; ", "if the server uses a private CA, "
+DELETED = " was deleted while {prog} was reading it"
 RIDE, WARN, STOP, REJECTED, UNREACHABLE = "ride", "warn", "stop", "rejected", "unreachable"
 
 
@@ -250,10 +250,9 @@ class NoAnswer(Exception): ...  # the first connection did not succeed within --
 # the first connection; while reconnecting, an UNREACHABLE server may be restarting (ride), and a REJECTED one is
 # told at once and stops the script the third time in a row (a restart with a new certificate or account).
 FAILURES = [
-    (ssl.SSLCertVerificationError, "mismatch", REJECTED, "certificate verification failed for {where}: "
-     "{e.verify_message}; connect with a host name the certificate was issued for"),
-    (ssl.SSLCertVerificationError, "", REJECTED, "certificate verification failed for {where}: {e.verify_message}; "
-     "if the server uses a private CA, give it with --tlsca or NATS_CA"),
+    (ssl.SSLCertVerificationError, "mismatch", REJECTED,
+     CERT + "connect with a host name the certificate was issued for"),
+    (ssl.SSLCertVerificationError, "", REJECTED, CERT + CA + "give it with --tlsca or NATS_CA"),
     (nats.errors.Error, "authorization violation", REJECTED, "authorization failed at {where}: the server rejected "
      "the credentials in {args.creds}"),
     (ConnectionRefusedError, "", UNREACHABLE, CONNECT + ": connection refused, nothing listens there" + CHECK),
@@ -271,10 +270,8 @@ FAILURES = [
     # leader (10009), stream or consumer offline (10118, 10119), the same message still being stored (10158).
     (nats.js.errors.APIError, r"code=503 err_code=none|err_code=(10008|10009|10118|10119|10158)\b", RIDE,
      "stream {args.stream} is not answering ({reason})"),
-    (nats.js.errors.NotFoundError, r"err_code=10059\b", STOP, "stream {args.stream} was deleted while {prog} was "
-     "reading it"),
-    (nats.js.errors.NotFoundError, r"err_code=10014\b", STOP, "consumer {consumer} was deleted while {prog} was "
-     "reading it"),
+    (nats.js.errors.NotFoundError, r"err_code=10059\b", STOP, "stream {args.stream}" + DELETED),
+    (nats.js.errors.NotFoundError, r"err_code=10014\b", STOP, "consumer {consumer}" + DELETED),
     (nats.js.errors.APIError, "", STOP, "stream {args.stream}: the server refused: {reason}"),
     # A lost connection, or a request without an answer in time: nats-py reconnects; the script asks again.
     ((OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,
@@ -292,9 +289,7 @@ def meaning(e, args=None):
         return action
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
     consumer, where = getattr(args, "durable", None) or "(ephemeral)", shown(args.server)
-    return action, text.format(
-        e=e, args=args, reason=reason(e), prog=PROG, denied=denied, consumer=consumer, where=where
-    )
+    return action, text.format(reason=reason(e), prog=PROG, **locals())  # the row's words, filled in
 
 
 def reason(e):
@@ -307,21 +302,13 @@ def reason(e):
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env, add = os.environ.get, parser.add_argument
-    add(
-        "-s",
-        "--server",
-        type=nats_urls,
-        default=env("NATS_URL") or SCALEWAY_FR_PAR,
-        help="URL(s) (env NATS_URL; default: Scaleway fr-par)",
-    )
+    add("-s", "--server", type=nats_urls, default=env("NATS_URL") or SCALEWAY_FR_PAR, help="default: Scaleway fr-par")
     add("--creds", default=env("NATS_CREDS") or "nats.creds", help="credentials file (env NATS_CREDS)")
     add("--tlsca", default=env("NATS_CA"), help="CA certificates to verify the server with (env NATS_CA)")
     add("--timeout", type=valid(float, lambda n: n > 0, POSITIVE), default=10.0, help="seconds to connect")
     add("--subject", type=valid(str, TOKENS, SUBJECT), default="my-subject", help="subject (default: my-subject)")
     add("--stream", type=valid(str, NAMED, NAME), help="JetStream: this stream keeps the messages (made if missing)")
-    add(
-        "--replicas", type=int, choices=range(1, 6), metavar="{1..5}", help="copies a new stream keeps (3 on a cluster)"
-    )
+    add("--replicas", type=int, choices=range(1, 6), metavar="{1..5}", help="copies of a new stream (3 on a cluster)")
     return parser
 
 
@@ -390,16 +377,12 @@ def read_creds(path):
 
 
 async def close(nc):
-    """nc.close(), bounded (after a failed TLS handshake it can wait forever for the socket to close) and quiet
-    (after a cut, it can fail on a transport that is gone)."""
-    try:
-        await asyncio.wait_for(nc.close(), 2)
-    except Exception:
-        pass
+    with contextlib.suppress(Exception):  # after a cut, close() can fail on a transport that is gone
+        await asyncio.wait_for(nc.close(), 2)  # after a failed TLS handshake, it can wait forever
 
 
 class Stop(asyncio.Event):
-    """Set to stop the script: by Ctrl+C or SIGTERM once catch_signals() ran, by a failure, or by the script itself.
+    """Set by Ctrl+C or SIGTERM (once catch_signals() ran), by a failure, or by the script: main() then stops.
     A second signal, or a first one not obeyed within GRACE seconds, ends the script at once."""
 
     signal = failure = None  # the signal that set it; the exception that did (run() says what it means)
@@ -500,8 +483,7 @@ def valid(kind, ok, problem):
 
 
 def nats_urls(text):
-    """nats:// and tls:// URLs, comma-separated: nats-py would take http:// for a host named http, and try ws://
-    for the whole --timeout before saying it cannot."""
+    """nats:// and tls:// URLs (nats-py takes http:// for a host named http, and tries ws:// for all of --timeout)."""
     for url in valid(str, str, "")(text).split(","):
         scheme = url.split("://")[0].lower() if "://" in url else "nats"
         if scheme not in ("nats", "tls"):
@@ -524,9 +506,8 @@ NAMED = re.compile(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}").fullmatch  # no spaces, d
 
 
 async def ensure_stream(nc, args, outage):
-    """The stream args.stream, capturing args.subject. The server says which stream captures it, if one does; if
-    none does, args.stream is made, with file storage (MnQ's only kind) and --replicas copies (default: 3 on a
-    cluster, whose INFO names it; 1 on a single server)."""
+    """The stream that captures args.subject, which the server names: args.stream, or made as args.stream with file
+    storage (MnQ's only kind) and --replicas copies (default: 3 on a cluster, whose INFO names it; else 1)."""
     js = nc.jetstream()
     try:
         owner = await outage.retry(lambda: js.find_stream_name_by_subject(args.subject))
@@ -535,9 +516,8 @@ async def ensure_stream(nc, args, outage):
     if owner == args.stream:
         return
     if owner:  # a message is stored in one stream only
-        raise Failure(
-            f"stream {owner} already captures '{args.subject}'; use --stream {owner}, or another --subject", 2
-        )
+        fix = f"use --stream {owner}, or another --subject"
+        raise Failure(f"stream {owner} already captures '{args.subject}'; {fix}", 2)
     replicas = args.replicas or (3 if nc._server_info.get("cluster") else 1)
     new = dict(name=args.stream, subjects=[args.subject], storage="file", num_replicas=replicas)
     try:  # (made twice, by two scripts at once or by a retry here, the same stream is no error)
@@ -546,15 +526,13 @@ async def ensure_stream(nc, args, outage):
         if e.err_code != 10058:  # 10058: the stream exists, for other subjects
             raise
         subjects = ", ".join(map(repr, (await outage.retry(lambda: js.stream_info(args.stream))).config.subjects))
-        fix = "use one of them with --subject, or another --stream"
-        raise Failure(
-            f"stream {args.stream} does not capture '{args.subject}': its subjects are {subjects}; {fix}", 2
-        ) from None
+        fix = f"its subjects are {subjects}; use one of them with --subject, or another --stream"
+        raise Failure(f"stream {args.stream} does not capture '{args.subject}': {fix}", 2) from None
 
 
 class Outage:
-    """retry(call): call() again every half second while FAILURES says to ride through what it raises, for up to
-    patience seconds (None: until stop is set); one warning when an outage starts, one when it ends."""
+    """retry(call): call() again while FAILURES says to ride through what it raises, for up to patience seconds
+    (None: until stop is set); one warning when an outage starts, one when it ends."""
 
     def __init__(self, what, stop, patience=None):
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
@@ -569,10 +547,8 @@ class Outage:
                 if meaning(e) != RIDE or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
                     raise
                 if self.since is None:
-                    self.since, limit = (
-                        time.monotonic(),
-                        f"for up to {self.patience} s" if self.patience else "until it answers",
-                    )
+                    self.since = time.monotonic()
+                    limit = f"for up to {self.patience} s" if self.patience else "until it answers"
                     warn(f"{self.what} is not answering ({reason(e)}); trying again {limit}")
                 await asyncio.sleep(0.5)
         if self.since is not None:

@@ -220,8 +220,10 @@ def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broke
 
 
 @pytest.mark.parametrize("script", ["pub.py", "sub.py"])
-def test_an_account_without_jetstream_is_named(script, make_broker, run):
-    broker = make_broker(jetstream=None)
+@pytest.mark.parametrize("without", ["account", "server"])
+def test_an_account_without_jetstream_is_named(script, without, make_broker, run):
+    # The account's JWT grants no JetStream (the server answers 10039), or the server has none (no responders).
+    broker = make_broker(jetstream=None) if without == "account" else make_broker(config=["jetstream: disabled"])
 
     result = run(script, "--stream", "orders", env=broker.env())
 
