@@ -198,9 +198,7 @@ def parse_args():
         "message", nargs="?", help="the message, one argument: quote one with spaces (default: the tutorial's two)"
     )
     parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # to say what to do with a second word
-    parser.add_argument(
-        "--count", type=valid(int, lambda n: n > 0, POSITIVE), default=1, help="publish it this many times (default: 1)"
-    )
+    parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
     parser.add_argument(
         "-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE", help="add a header; repeat"
     )
@@ -270,8 +268,7 @@ FAILURES = [
     (nats.errors.SlowConsumerError, "", WARN, "messages came faster than they were printed: nats-py dropped some"),
     (nats.js.errors.APIError, "err_code=10039|code=none err_code=none", STOP, "JetStream is not enabled for this "
      "account at {where}; publish and subscribe without --stream"),
-    # No leader for a moment (an election): a 503 without an error code, temporarily unavailable (10008), not
-    # leader (10009), stream or consumer offline (10118, 10119), the same message still being stored (10158).
+    # No leader for a moment (an election): a 503 without an error code, unavailable, not leader, offline, in process.
     (nats.js.errors.APIError, r"code=503 err_code=none|err_code=(10008|10009|10118|10119|10158)\b", RIDE,
      "stream {args.stream} is not answering ({reason})"),
     (nats.js.errors.NotFoundError, r"err_code=10059\b", STOP, "stream {args.stream}" + DELETED),
@@ -306,10 +303,11 @@ def reason(e):
 def add_connection_flags(parser):
     """The NATS CLI's options and variables, so one environment serves both."""
     env, add = os.environ.get, parser.add_argument
-    add("-s", "--server", type=nats_urls, default=env("NATS_URL") or SCALEWAY_FR_PAR, help="default: Scaleway fr-par")
+    server = env("NATS_URL") or SCALEWAY_FR_PAR
+    add("-s", "--server", metavar="URL", type=nats_urls, default=server, help="env NATS_URL; default: Scaleway fr-par")
     add("--creds", default=env("NATS_CREDS") or "nats.creds", help="credentials file (env NATS_CREDS)")
     add("--tlsca", default=env("NATS_CA"), help="CA certificates to verify the server with (env NATS_CA)")
-    add("--timeout", type=valid(float, lambda n: n > 0, POSITIVE), default=10.0, help="seconds to connect")
+    add("--timeout", type=positive(float), default=10.0, help="seconds to wait for the first connection (default: 10)")
     add("--subject", type=valid(str, TOKENS, SUBJECT), default="my-subject", help="subject (default: my-subject)")
     add("--stream", type=valid(str, NAMED, NAME), help="JetStream: this stream keeps the messages (made if missing)")
     add("--replicas", type=int, choices=range(1, 6), metavar="{1..5}", help="copies of a new stream (3 on a cluster)")
@@ -386,8 +384,7 @@ async def close(nc):
 
 
 class Stop(asyncio.Event):
-    """Set by Ctrl+C or SIGTERM (once catch_signals() ran), by a failure, or by the script: main() then stops.
-    A second signal, or a first one not obeyed within GRACE seconds, ends the script at once."""
+    """Set by Ctrl+C or SIGTERM, by a failure or by the script; a second signal, or GRACE s without stopping, exits."""
 
     signal = failure = None  # the signal that set it; the exception that did (run() says what it means)
 
@@ -455,7 +452,7 @@ def warn(text):
 def escaped(text):
     r"""Other people's text, what cannot be printed \-escaped (control characters, line breaks, bidirectional
     marks): it cannot fake a line, reorder one, or command the terminal."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def shown(urls):
@@ -486,6 +483,10 @@ def valid(kind, ok, problem):
     return parse
 
 
+def positive(kind):
+    return valid(kind, lambda n: n > 0, "must be a positive number, not {!r}")
+
+
 def nats_urls(text):
     """nats:// and tls:// URLs (nats-py takes http:// for a host named http, and tries ws:// for all of --timeout)."""
     for url in valid(str, str, "")(text).split(","):
@@ -498,7 +499,6 @@ def nats_urls(text):
     return text
 
 
-POSITIVE = "must be a positive number, not {!r}"
 SUBJECT = "not a valid subject: {!r} (tokens between single dots, no spaces; > only as the last token)"
 NAME = "not a valid name: {!r} (no spaces, no . * > / or \\)"  # a stream or consumer
 TOKENS = re.compile(r"(?!(.*\.)?>\.)[^\s\x00-\x1f\x7f.]+(\.[^\s\x00-\x1f\x7f.]+)*").fullmatch  # > only last
@@ -540,6 +540,7 @@ class Outage:
 
     def __init__(self, what, stop, patience=None):
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
+        self.limit = f"for up to {patience} s" if patience else "until it answers"
 
     async def retry(self, call):
         first = time.monotonic()
@@ -552,8 +553,7 @@ class Outage:
                     raise
                 if self.since is None:
                     self.since = time.monotonic()
-                    limit = f"for up to {self.patience} s" if self.patience else "until it answers"
-                    warn(f"{self.what} is not answering ({reason(e)}); trying again {limit}")
+                    warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
                 await asyncio.sleep(0.5)
         if self.since is not None:
             warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
