@@ -74,8 +74,9 @@ async def main(args, stop):
         await nc.flush(args.timeout)
         # A refusal can arrive just after that answer: one more round trip before claiming success.
         await nc.flush(args.timeout)
-        if nc.is_closed:  # the server closed the connection after a publish (a limit), yet flush() returned
-            raise Closed(nc.last_error)
+        # While nats-py reconnects, flush() returns at once: it proves nothing (nor after the server closed).
+        if not args.stream and not nc.is_connected:
+            raise Closed(nc.last_error) if nc.is_closed else Failure(LOST.format(sent, 0))
     finally:
         stop.set()  # from here on, pub.py closes the connection itself
         await close(nc)

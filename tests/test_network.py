@@ -29,6 +29,16 @@ def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(
     ), pub.stderr
 
 
+@pytest.mark.parametrize("attempt", range(3))  # which moment the hang-up lands on varies: each run is one
+def test_pub_never_claims_success_when_the_server_hangs_up_right_after_accepting(attempt, broker, run, fake_server):
+    url = fake_server(b"PONG\r\n")  # accepts the connection, then hangs up: nothing published reaches anyone
+
+    result = run("pub.py", "-s", url, "--timeout", "3", env=broker.env())
+
+    assert_error(result, "pub.py: error: ", ...)
+    assert "Published" not in result.stdout
+
+
 def test_a_silent_network_is_noticed_by_sub_within_about_30_s(broker, proxy, start):
     silent = proxy(broker.port)
     sub = start("sub.py", "-s", silent.url, env=broker.env())
