@@ -179,7 +179,8 @@ async def pull(consumer, wanted, stop, repull, backlog):
         return []  # nothing new (or the pull was lost with its node): ask again
     except nats.js.errors.APIError:  # no leader for now (ride through it), or the consumer or its stream is gone
         await consumer.consumer_info()  # NotFoundError if it is gone: FAILURES says which
-        raise nats.errors.TimeoutError from None
+        # Else a 503: nats-py leaves out its code, which would read as "no responders" (no JetStream). Put it back.
+        raise nats.js.errors.ServiceUnavailableError(code=503, description="no leader for now") from None
 
 
 POLL = 20  # seconds a pull request waits on the server for a message
@@ -230,12 +231,16 @@ PROG = os.path.basename(sys.argv[0])
 GRACE = 5  # seconds that stopping may take after Ctrl+C, before the script exits anyway
 GET_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
 CONNECT, CHECK = "could not connect to {where}", "; check --server or NATS_URL"
-CERT, CA = "certificate verification failed for {where}: {e.verify_message}; ", "if the server uses a private CA, "
+CERT = "certificate verification failed for {where}: {e.verify_message}; "
+CA = "if the server uses a private CA, give it with --tlsca or NATS_CA"
 DELETED = " was deleted while {prog} was reading it"
 RIDE, WARN, STOP, REJECTED, UNREACHABLE = "ride", "warn", "stop", "rejected", "unreachable"
 
 
-class Failure(Exception): ...  # Failure(message, code=1): put in words by the script; code 2: bad configuration
+class Failure(Exception):
+    def __init__(self, message, code=1):  # a failure put in words by the script; code 2: bad configuration
+        super().__init__(message)
+        self.code = code
 
 
 class Closed(Exception): ...  # the server closed the connection for good (nats-py does not reconnect): its reason
@@ -252,7 +257,7 @@ class NoAnswer(Exception): ...  # the first connection did not succeed within --
 FAILURES = [
     (ssl.SSLCertVerificationError, "mismatch", REJECTED,
      CERT + "connect with a host name the certificate was issued for"),
-    (ssl.SSLCertVerificationError, "", REJECTED, CERT + CA + "give it with --tlsca or NATS_CA"),
+    (ssl.SSLCertVerificationError, "", REJECTED, CERT + CA),
     (nats.errors.Error, "authorization violation", REJECTED, "authorization failed at {where}: the server rejected "
      "the credentials in {args.creds}"),
     (ConnectionRefusedError, "", UNREACHABLE, CONNECT + ": connection refused, nothing listens there" + CHECK),
@@ -281,14 +286,23 @@ FAILURES = [
 ]  # fmt: skip
 
 
-def meaning(e, args=None):
-    """What to do about any exception (RIDE, STOP...) and, given args, what to say: the first row that matches."""
-    _, _, action, text = next(row for row in FAILURES if isinstance(e, row[0]) and re.search(row[1], str(e).lower()))
-    if args is None:
-        return action
+def meaning(e, args):
+    """What to do about any exception (RIDE, STOP...), and what to say: its row of FAILURES, filled in."""
+    _, _, action, text = row(e)
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
     consumer, where = getattr(args, "durable", None) or "(ephemeral)", shown(args.server)
-    return action, text.format(reason=reason(e), prog=PROG, **locals())  # the row's words, filled in
+    return action, text.format(
+        e=e, args=args, where=where, reason=reason(e), prog=PROG, denied=denied, consumer=consumer
+    )
+
+
+def row(e):
+    """The first row of FAILURES whose class matches e and whose clue is found in e's text, in lower case."""
+    return next(row for row in FAILURES if isinstance(e, row[0]) and re.search(row[1], str(e).lower()))
+
+
+def rides(e):
+    return row(e)[2] == RIDE  # wait, and try again
 
 
 def reason(e):
@@ -431,7 +445,7 @@ def run(main, args):
     except Exception as e:
         if isinstance(e, OSError) and e.errno in (errno.EPIPE, errno.EINVAL, errno.ENOSPC, errno.EIO, errno.EFBIG):
             output_failed(e)
-        text, code = (*e.args, 1)[:2] if isinstance(e, Failure) else (meaning(e, args)[1], 1)
+        text, code = (str(e), e.code) if isinstance(e, Failure) else (meaning(e, args)[1], 1)
         print(f"{PROG}: error: {escaped(text)}", file=sys.stderr)
         sys.exit(code)
 
@@ -547,7 +561,7 @@ class Outage:
                 result = await call()
                 break
             except Exception as e:
-                if meaning(e) != RIDE or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
+                if not rides(e) or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
                     raise
                 if self.since is None:
                     self.since = time.monotonic()
