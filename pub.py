@@ -24,6 +24,7 @@ try:
     import contextlib
     import errno
     import itertools
+    import json
     import logging
     import os
     import re
@@ -45,7 +46,8 @@ except ImportError as missing:
 
 async def main(args, stop):
     """Connect, publish, make sure the server has it all, disconnect. stop: set by Ctrl+C or by a failure."""
-    sent, total = 0, len(messages(args)) * args.count
+    tutorial, sent = messages(args), 0
+    total = len(tutorial) * args.count
 
     async def disconnected():
         # Core NATS keeps no copy: what sat in the socket when the connection dropped is gone. So stop, and say so.
@@ -63,11 +65,10 @@ async def main(args, stop):
     check_size(args, nc)
     try:
         if args.stream:
-            sent = await publish_to_stream(nc, args, stop, total)  # JetStream: see below
+            sent = await publish_to_stream(nc, args, stop, tutorial, total)  # JetStream: see below
         else:
-            for data, headers in repeated(messages(args), args.count):
-                if stop.is_set():
-                    break
+            while sent < total and not stop.is_set():
+                data, headers = tutorial[sent % len(tutorial)]
                 await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
                 sent += 1
         # flush() is a round trip: when the server answers, it has received everything before it.
@@ -98,65 +99,67 @@ LOST = (
 )
 
 
-async def publish_to_stream(nc, args, stop, total):
-    """JetStream: the server stores each message in the stream, then acknowledges it (a PubAck).
-
-    Windows of WINDOW messages are in flight at once. While the stream has no leader (an election on a cluster), a
-    message is sent again until it is acknowledged, for up to PATIENCE seconds, with the same Nats-Msg-Id each
-    time: if an earlier copy was stored and only its acknowledgement was lost, the stream recognises the ID (for
-    its duplicate window, 2 minutes by default) and stores the message once."""
+async def publish_to_stream(nc, args, stop, tutorial, total):
+    """JetStream: the stream stores each message, then acknowledges it (a PubAck, JSON) to the message's reply subject.
+    Up to IN_FLIGHT messages await theirs at once, as the NATS CLI publishes. One not acknowledged after ACK_WAIT s
+    (an election, a lost connection), or refused for a moment, is sent again with the same Nats-Msg-Id: if a copy was
+    stored and only its acknowledgement lost, the stream knows the ID (for 2 minutes by default) and stores it once.
+    Returns how many messages were confirmed stored."""
     outage = Outage(f"stream {args.stream}", stop, PATIENCE)
-    try:
-        await ensure_stream(nc, args, outage)
-    except Exception as e:
-        if not rides(e):
-            raise
-        raise Failure(
-            f"stream {args.stream} did not answer for {PATIENCE} s ({reason(e)}); nothing was published"
-        ) from None
-    js, run = nc.jetstream(), os.urandom(8).hex()  # run: makes this run's message IDs unlike any other run's
-    numbered = enumerate(repeated(messages(args), args.count))
-    confirmed = 0
-    while not stop.is_set():
-        window = [
-            (data, {**(h or {}), "Nats-Msg-Id": f"{run}-{n}"}) for n, (data, h) in itertools.islice(numbered, WINDOW)
-        ]
-        if not window:
-            break
-        # A window of publishes in flight at once: one wait for many acknowledgements, not one per message.
-        acks = await asyncio.gather(
-            *(js.publish(args.subject, d, headers=h) for d, h in window), return_exceptions=True
-        )
-        again = [i for i, ack in enumerate(acks) if isinstance(ack, Exception) and rides(ack)]
-        if again:  # sent again, with the same IDs; their acks replace the errors
-            retried = [outage.retry(lambda m=window[i]: js.publish(args.subject, m[0], headers=m[1])) for i in again]
-            for i, ack in zip(again, await asyncio.gather(*retried, return_exceptions=True)):
-                acks[i] = ack
-        failed = [ack for ack in acks if isinstance(ack, Exception)]
-        confirmed += len(acks) - len(failed)
-        if failed and not stop.signal:
-            raise Failure(not_all_stored(args, total, confirmed, failed))
+    await ensure_stream(nc, args, outage)
+    run, inbox, answered = os.urandom(8).hex(), nc.new_inbox(), time.monotonic()  # run: in this run's message IDs
+    due, refused, wake, confirmed, sent = {}, [], asyncio.Event(), 0, 0  # due: each one in flight -> when to resend
+
+    async def acknowledged(msg):  # the stream's answer to message n
+        nonlocal confirmed, answered
+        n = int(msg.subject.rpartition(".")[2])
+        if n not in due or not msg.data:  # no data: a status (503, no stream listens there now): sent again later
+            return  # (not due: the second answer to a message sent twice, counted once)
+        error = b'"error":' in msg.data and json.loads(msg.data)["error"]  # the JSON is read whole for an error only
+        if error and rides(e := nats.js.errors.APIError(**error)):
+            outage.began(e)  # sent again once its ACK_WAIT is over
+            return
+        if error:
+            refused.append(e)
+        else:
+            confirmed, answered = confirmed + 1, time.monotonic()
+            outage.ended()
+        del due[n]
+        wake.set()
+
+    await nc.subscribe(f"{inbox}.*", cb=acknowledged)
+    while (sent < total or due) and not (stop.is_set() or refused) and time.monotonic() - answered < PATIENCE:
+        now = time.monotonic()
+        late = list(itertools.takewhile(lambda n, now=now: due[n] < now, due))  # the oldest, not acknowledged in time
+        new = range(sent, min(total, sent + IN_FLIGHT - len(due)))  # then as many new ones as there is room for
+        if late and now - answered > ACK_WAIT:  # (late ones while others are acknowledged: lost in a cut, no outage)
+            outage.began(nats.errors.TimeoutError())
+        sent = new.stop
+        wake.clear()
+        for n in [*late, *new]:
+            due.pop(n, None)  # (sent again, it becomes the last one due)
+            due[n] = now + ACK_WAIT
+            data, headers = tutorial[n % len(tutorial)]
+            try:
+                await nc.publish(args.subject, data, f"{inbox}.{n}", {**(headers or {}), "Nats-Msg-Id": f"{run}-{n}"})
+            except nats.errors.OutboundBufferLimitError:
+                pass  # reconnecting, with nats-py's buffer full: sent again after ACK_WAIT
+        with contextlib.suppress(asyncio.TimeoutError):  # until an acknowledgement comes
+            await asyncio.wait_for(wake.wait(), 0.5)
+    deadline = time.monotonic() + (1 if stop.is_set() else ACK_WAIT)  # the answers to those still in flight
+    while due and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if refused or confirmed < total and not stop.is_set():
+        why = meaning(refused[0], args)[1] if refused else f"stream {args.stream} did not answer for {PATIENCE} s"
+        maybe = f", {len(due)} may be (they were not acknowledged)" if due else ""
+        unsent = total - confirmed - len(due)
+        raise Failure(f"{why}; {confirmed} of {total} messages were confirmed stored{maybe} and {unsent} were not")
     return confirmed
 
 
-def not_all_stored(args, total, confirmed, failed):
-    """What is known when the stream refused messages, or did not answer: what it acknowledged is stored."""
-    unconfirmed = [e for e in failed if rides(e)]
-    if not unconfirmed:  # refused (a limit reached): those were not stored
-        return (
-            f"{total - confirmed} of {total} messages were not stored in stream {args.stream} "
-            f"({reason(failed[0])}); {confirmed} were"
-        )
-    refused = f", {len(failed) - len(unconfirmed)} refused" if len(failed) > len(unconfirmed) else ""
-    return (
-        f"stream {args.stream} did not answer for {PATIENCE} s ({reason(unconfirmed[0])}): "
-        f"{confirmed} of {total} messages were confirmed stored, {len(unconfirmed)} are unconfirmed (they may be "
-        f"stored){refused} and {total - confirmed - len(failed)} were not sent"
-    )
-
-
-PATIENCE = 30  # seconds a message is sent again while the stream does not answer; an election takes a few
-WINDOW = 256  # JetStream publishes awaiting their acknowledgement at once
+PATIENCE = 30  # seconds without any acknowledgement before pub.py gives up; an election takes a few
+IN_FLIGHT = 4000  # messages awaiting their acknowledgement at once (as in nats.go)
+ACK_WAIT = 5  # seconds before a message without an acknowledgement is sent again
 
 
 def messages(args):
@@ -168,12 +171,6 @@ def messages(args):
         (b"This is a simple message with some datas", None),
         (b"This is still a simple message but with some headers inside", {"Example": "True", "RandomHeaders": "True"}),
     ]
-
-
-def repeated(items, count):
-    """items, count times over, made one at a time: any --count costs no memory (past sys.maxsize, islice's
-    limit, it stops at sys.maxsize: centuries of publishing)."""
-    return itertools.islice(itertools.cycle(items), min(count * len(items), sys.maxsize))
 
 
 def check_size(args, nc):
@@ -195,14 +192,11 @@ def header(text):
 
 def parse_args():
     parser = add_connection_flags(argparse.ArgumentParser(prog="pub.py", description="Publish messages to NATS."))
-    parser.add_argument(
-        "message", nargs="?", help="the message, one argument: quote one with spaces (default: the tutorial's two)"
-    )
-    parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # to say what to do with a second word
-    parser.add_argument("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
-    parser.add_argument(
-        "-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE", help="add a header; repeat"
-    )
+    add = parser.add_argument
+    add("message", nargs="?", help="the message, one argument: quote one with spaces (default: the tutorial's two)")
+    add("more", nargs="*", help=argparse.SUPPRESS)  # to say what to do with a second word
+    add("--count", type=positive(int), default=1, help="publish it this many times (default: 1)")
+    add("-H", "--header", type=header, action="append", default=[], metavar="KEY=VALUE", help="add a header; repeat")
     args = parser.parse_args()
     if args.replicas and not args.stream:
         parser.error("--replicas needs --stream: it is the number of copies of a new stream")
@@ -292,10 +286,8 @@ def meaning(e, args):
     """What to do about any exception (RIDE, STOP...), and what to say: its row of FAILURES, filled in."""
     _, _, action, text = row(e)
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
-    consumer, where = getattr(args, "durable", None) or "(ephemeral)", shown(args.server)
-    return action, text.format(
-        e=e, args=args, where=where, reason=reason(e), prog=PROG, denied=denied, consumer=consumer
-    )
+    fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
+    return action, text.format(consumer=getattr(args, "durable", None) or "(ephemeral)", **fields)
 
 
 def row(e):
@@ -521,8 +513,6 @@ NAMED = re.compile(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}").fullmatch  # no spaces, d
 
 # JetStream: streams keep messages until a consumer has read them. On a cluster (MnQ is one), each stream and
 # consumer has a leader node; while a new one is elected (a few seconds after a node is lost), they do not answer.
-
-
 async def ensure_stream(nc, args, outage):
     """The stream that captures args.subject, which the server names: args.stream, or made as args.stream with file
     storage (MnQ's only kind) and --replicas copies (default: 3 on a cluster, whose INFO names it; else 1)."""
@@ -556,23 +546,28 @@ class Outage:
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
         self.limit = f"for up to {patience} s" if patience else "until it answers"
 
+    def began(self, e):
+        if self.since is None:
+            self.since = time.monotonic()
+            warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
+
+    def ended(self):
+        if self.since is not None:
+            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
+            self.since = None
+
     async def retry(self, call):
         first = time.monotonic()
         while True:
             try:
                 result = await call()
-                break
+                self.ended()
+                return result
             except Exception as e:
                 if not rides(e) or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
                     raise
-                if self.since is None:
-                    self.since = time.monotonic()
-                    warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
+                self.began(e)
                 await asyncio.sleep(0.5)
-        if self.since is not None:
-            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
-            self.since = None
-        return result
 
 
 # --- End of the shared block ------------------------------------------------------------------------------------

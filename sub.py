@@ -290,10 +290,8 @@ def meaning(e, args):
     """What to do about any exception (RIDE, STOP...), and what to say: its row of FAILURES, filled in."""
     _, _, action, text = row(e)
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
-    consumer, where = getattr(args, "durable", None) or "(ephemeral)", shown(args.server)
-    return action, text.format(
-        e=e, args=args, where=where, reason=reason(e), prog=PROG, denied=denied, consumer=consumer
-    )
+    fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
+    return action, text.format(consumer=getattr(args, "durable", None) or "(ephemeral)", **fields)
 
 
 def row(e):
@@ -519,8 +517,6 @@ NAMED = re.compile(r"[^\s.*>/\\\x00-\x1f\x7f]{1,255}").fullmatch  # no spaces, d
 
 # JetStream: streams keep messages until a consumer has read them. On a cluster (MnQ is one), each stream and
 # consumer has a leader node; while a new one is elected (a few seconds after a node is lost), they do not answer.
-
-
 async def ensure_stream(nc, args, outage):
     """The stream that captures args.subject, which the server names: args.stream, or made as args.stream with file
     storage (MnQ's only kind) and --replicas copies (default: 3 on a cluster, whose INFO names it; else 1)."""
@@ -554,23 +550,28 @@ class Outage:
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
         self.limit = f"for up to {patience} s" if patience else "until it answers"
 
+    def began(self, e):
+        if self.since is None:
+            self.since = time.monotonic()
+            warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
+
+    def ended(self):
+        if self.since is not None:
+            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
+            self.since = None
+
     async def retry(self, call):
         first = time.monotonic()
         while True:
             try:
                 result = await call()
-                break
+                self.ended()
+                return result
             except Exception as e:
                 if not rides(e) or self.stop.is_set() or time.monotonic() - first >= (self.patience or 1e9):
                     raise
-                if self.since is None:
-                    self.since = time.monotonic()
-                    warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
+                self.began(e)
                 await asyncio.sleep(0.5)
-        if self.since is not None:
-            warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
-            self.since = None
-        return result
 
 
 # --- End of the shared block ------------------------------------------------------------------------------------

@@ -42,13 +42,17 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_nothing(tmp_path):
         assert set(latency[p]) == {"sub.py", "plain"} and all(v > 0 for v in latency[p].values())
     js_publish = figures["jetstream_publish"]
     assert js_publish["count"] == 5_000
-    assert set(js_publish["msgs_per_s"]) == {"pub.py", "plain sequential", "plain window", "plain window, IDs"}
+    plain = {"plain pipeline", "plain publish_async", "plain windows"}
+    assert set(js_publish["msgs_per_s"]) == {"pub.py", *plain}
     on_cluster = figures["jetstream_publish_cluster"]
     assert on_cluster["count"] == 5_000 and on_cluster["replicas"] == 3
-    assert set(on_cluster["msgs_per_s"]) == {"pub.py", "plain window", "plain window, IDs"}
+    assert set(on_cluster["msgs_per_s"]) == {"pub.py", *plain}
     assert "| JetStream publish 5,000 x 16 B, 3-node cluster, R3 stream" in result.stdout
     for row in (js_publish, on_cluster):
-        assert row["ratio"] == row["msgs_per_s"]["pub.py"] / row["msgs_per_s"]["plain window, IDs"]
+        assert row["ratio"] == row["msgs_per_s"]["pub.py"] / row["msgs_per_s"]["plain pipeline"]
+        assert row["ratio_to_publish_async"] == row["msgs_per_s"]["pub.py"] / row["msgs_per_s"]["plain publish_async"]
+    memory = figures["jetstream_memory"]
+    assert set(memory["peak_rss_mib"]) == {"10000", "100000"} and all(v > 10 for v in memory["peak_rss_mib"].values())
     js_consume = figures["jetstream_consume"]
     assert js_consume["lost"] == {"sub.py": 0, "plain": 0}
     assert set(js_consume["msgs_per_s"]) == {"sub.py", "plain"} and js_consume["ratio"] > 0

@@ -96,26 +96,31 @@ def wait_for_payloads(process, wanted, timeout=60):
     return payloads(process)
 
 
-def assert_only_outage_warnings(stderr):
-    """Warnings that a stream or consumer did not answer for a while, and that it is back: nothing else."""
+def assert_only_outage_warnings(stderr, ended=False):
+    """Warnings that a stream or consumer did not answer for a while, and that it is back: nothing else. ended: each
+    outage told has ended, and was told once."""
     lines = stderr.splitlines()
     assert all(re.fullmatch(f"{NOT_ANSWERING}|{ANSWERING}", line) for line in lines), stderr
+    if ended:
+        assert all(re.fullmatch(ANSWERING if i % 2 else NOT_ANSWERING, line) for i, line in enumerate(lines)), stderr
+        assert len(lines) % 2 == 0, stderr
 
 
 def test_pub_stores_every_message_exactly_once_while_the_stream_leader_is_killed(cluster, start):
     make_stream(cluster)
     leader = stream_info(cluster).cluster.leader
-    pub = start("pub.py", "--stream", "S", "--subject", "s.x", "--count", "60000", "m", env=cluster.env())
-    pub.wait_for_line("Connected to NATS")
+    pub = start("pub.py", "--stream", "S", "--subject", "s.x", "--count", "300000", "m", env=cluster.env())
+    while stream_info(cluster).state.messages == 0:  # until pub.py is storing messages
+        pass
 
     cluster.kill(leader)
     time.sleep(3)  # the node is down for a few seconds, as a crashed node is, then comes back
     cluster.start(leader)
 
-    assert pub.wait(90) == 0, pub.stderr
-    assert pub.lines[-1] == "Published 60000 messages to 's.x' (stream S)"
-    assert stream_info(cluster).state.messages == 60000, "each message stored once, none lost"
-    assert_only_outage_warnings(pub.stderr)
+    assert pub.wait(120) == 0, pub.stderr
+    assert pub.lines[-1] == "Published 300000 messages to 's.x' (stream S)"
+    assert stream_info(cluster).state.messages == 300000, "each message stored once, none lost"
+    assert_only_outage_warnings(pub.stderr, ended=True)
 
 
 def test_a_durable_consumer_prints_every_message_while_its_leader_is_killed(cluster, start):

@@ -187,9 +187,9 @@ def test_the_shared_block_is_the_same_in_both_scripts():
 
 def test_the_pair_stays_small():
     # Ceilings, lowered as the pair shrinks: a minimal pair is what the user asked for (pub.py was 759 lines,
-    # sub.py 767 and their shared block 481 before the error model).
+    # sub.py 767 and their shared block 481 before the error model; pub.py 582 before the JetStream pipeline).
     lines = {script: len(open(os.path.join(ROOT, script)).read().splitlines()) for script in ("pub.py", "sub.py")}
-    assert lines["pub.py"] <= 585 and lines["sub.py"] <= 585, lines
+    assert lines["pub.py"] <= 577 and lines["sub.py"] <= 581, lines
     assert len(shared_block("pub.py").splitlines()) <= 350
 
 
