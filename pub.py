@@ -67,8 +67,9 @@ async def main(args, stop):
         if args.stream:
             sent = await publish_to_stream(nc, args, stop, tutorial, total)  # JetStream: see below
         else:
-            while sent < total and not stop.is_set():
-                data, headers = tutorial[sent % len(tutorial)]
+            for data, headers in itertools.islice(itertools.cycle(tutorial), min(total, sys.maxsize)):  # islice's limit
+                if stop.is_set():
+                    break
                 await nc.publish(args.subject, data, headers=headers)  # only buffers: nothing is sent yet
                 sent += 1
         # flush() is a round trip: when the server answers, it has received everything before it.
@@ -100,11 +101,10 @@ LOST = (
 
 
 async def publish_to_stream(nc, args, stop, tutorial, total):
-    """JetStream: the stream stores each message, then acknowledges it (a PubAck, JSON) to the message's reply subject.
-    Up to IN_FLIGHT messages await theirs at once, as the NATS CLI publishes. One not acknowledged after ACK_WAIT s
-    (an election, a lost connection), or refused for a moment, is sent again with the same Nats-Msg-Id: if a copy was
-    stored and only its acknowledgement lost, the stream knows the ID (for 2 minutes by default) and stores it once.
-    Returns how many messages were confirmed stored."""
+    """JetStream: the stream stores each message, then acknowledges it (a PubAck, JSON) to its reply subject. Up to
+    IN_FLIGHT messages await theirs at once, as the NATS CLI publishes. One not acknowledged after ACK_WAIT s (an
+    election, a lost connection) or refused for a moment is sent again with the same Nats-Msg-Id: if a copy was
+    stored, the stream knows the ID (for 2 minutes) and keeps one. Returns how many were confirmed stored."""
     outage = Outage(f"stream {args.stream}", stop, PATIENCE)
     await ensure_stream(nc, args, outage)
     run, inbox, answered = os.urandom(8).hex(), nc.new_inbox(), time.monotonic()  # run: in this run's message IDs

@@ -1,27 +1,38 @@
 """What pub.py and sub.py cost against the plainest nats-py programs doing the same, side by side.
 
-Run it with scripts/bench.sh. It starts a local broker (TLS and .creds, like MnQ) on 127.0.0.1 and
-measures, alternating the contenders, the median of several repetitions of whole processes (start, connect,
-work, exit: what a user waits for), as messages per second or seconds:
-  publish     pub.py --count N MESSAGE    vs  connect, publish N, drain
-  subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines (and, for the
-                                              record, one reading `async for msg in sub.messages`)
+Run it with scripts/bench.sh (--quick: smaller counts, about a minute; --reps N; --json PATH: every figure and
+every repetition). It starts a local broker (TLS and .creds, like MnQ) on 127.0.0.1, and a local 3-node cluster
+for one row, and measures whole processes (start, connect, work, exit: what a user waits for), alternating the
+contenders, as the median of the repetitions:
+  publish     pub.py --count N MESSAGE    vs  connect, publish N times, drain.
+  subscribe   sub.py --count N > file     vs  a callback subscriber printing the same two lines per message, from
+                                              the start of a plain publisher sending at full speed to the
+                                              subscriber's exit, every line counted afterwards. sub.py flushes
+                                              after every message (`| tee` stays live); the plain one never does.
+                                              For the record, one reading `async for msg in sub.messages`: about
+                                              half as fast, which is why sub.py subscribes with cb=.
   one-shot    python3 pub.py              vs  python3 -c "import, connect, publish, drain"; and the peak RSS of
-                                              each, read by a small parent process (wait4), not by this large one
-  latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber: p50 and p99 of the time
-                                              from a message's send (the time.time_ns() it carries) to its printed
-                                              line read here
-  JetStream   pub.py --stream S           vs  a plain pipeline: nc.publish with a reply subject and a Nats-Msg-Id
-  publish                                     per message, one subscription receiving the acknowledgements, at
-                                              most 4000 awaiting theirs (as the NATS CLI and nats.go publish); and,
-                                              for the record, js.publish_async (4000 in flight) and windows of 256
-                                              js.publish awaited together, all with a Nats-Msg-Id per message. On
-                                              one server (a stream of 1 replica) and on a local 3-node cluster (3
-                                              replicas); each run makes the stream anew (its creation is timed too)
-  JetStream   the peak RSS of pub.py --stream with 10,000 messages and with 1,000,000 (--quick: 100,000):
-  memory                                      flat, as what is in flight is bounded
-  JetStream   sub.py --stream --durable   vs  a pull consumer's fetch-and-ack loop printing the same lines
-  consume
+                                              each (median of 5), read by a small parent process (wait4): a child
+                                              forked straight from this large process would inherit its high-water
+                                              mark on Linux, and every program would read the same.
+  latency     a paced publisher -> sub.py vs  the same publisher -> the plain subscriber: 1,000 messages a second,
+                                              each carrying its send time (time.time_ns()), against the moment
+                                              this process reads its printed line; p50 and p99.
+  JetStream   pub.py --stream S           vs  a plain pipeline, the comparator: nc.publish with a reply subject
+  publish                                     and a Nats-Msg-Id per message, one subscription receiving the
+                                              acknowledgements, at most 4000 awaiting theirs (as the NATS CLI and
+                                              nats.go publish). For the record: js.publish_async (4000 in flight;
+                                              nats-py 2.16 never completes the future of a message the stream
+                                              refuses, so pub.py cannot count refusals with it), and windows of
+                                              256 js.publish awaited together; all with a Nats-Msg-Id per message.
+                                              Each run makes the stream anew (its creation is timed too). On one
+                                              server (1 replica), and on the cluster (3 replicas, median of 5: which
+                                              node leads and which one each program reaches change from run to run).
+  JetStream   the peak RSS of pub.py --stream with 1,000,000 messages against 100,000 (--quick: 100,000 against
+  memory      10,000): flat, as what is in flight is bounded.
+  JetStream   sub.py --stream --durable   vs  a pull consumer fetching 256 at a time and acknowledging each
+  consume                                     message after printing it; both read the same stored messages
+                                              through a new durable consumer.
 """
 
 import argparse
@@ -647,7 +658,9 @@ def main():
             results["one_shot"] = one_shot(bench, max(args.reps, 5))
             results["latency"] = latency(bench, 1000, latency_seconds, args.reps)
             results["jetstream_publish"] = jetstream_publish(bench, count // 4, args.reps)
-            results["jetstream_memory"] = jetstream_memory(bench, (10_000, 100_000 if args.quick else 1_000_000))
+            results["jetstream_memory"] = jetstream_memory(
+                bench, (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+            )
             results["jetstream_consume"] = jetstream_consume(bench, count // 4, args.reps)
         finally:
             server.terminate()
