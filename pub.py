@@ -133,7 +133,7 @@ async def publish_to_stream(nc, args, stop, tutorial, total):
         late = list(itertools.takewhile(lambda n, now=now: due[n] < now, due))  # the oldest, not acknowledged in time
         new = range(sent, min(total, sent + IN_FLIGHT - len(due)))  # then as many new ones as there is room for
         if late and now - answered > ACK_WAIT:  # (late ones while others are acknowledged: lost in a cut, no outage)
-            outage.began(nats.errors.TimeoutError())
+            outage.began(nats.errors.TimeoutError(), since=answered)
         sent = new.stop
         wake.clear()
         for n in [*late, *new]:
@@ -546,9 +546,9 @@ class Outage:
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
         self.limit = f"for up to {patience} s" if patience else "until it answers"
 
-    def began(self, e):
+    def began(self, e, since=None):  # since: when it went silent, if before now
         if self.since is None:
-            self.since = time.monotonic()
+            self.since = since or time.monotonic()
             warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
 
     def ended(self):

@@ -550,9 +550,9 @@ class Outage:
         self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
         self.limit = f"for up to {patience} s" if patience else "until it answers"
 
-    def began(self, e):
+    def began(self, e, since=None):  # since: when it went silent, if before now
         if self.since is None:
-            self.since = time.monotonic()
+            self.since = since or time.monotonic()
             warn(f"{self.what} is not answering ({reason(e)}); trying again {self.limit}")
 
     def ended(self):

@@ -431,6 +431,30 @@ def test_a_pull_request_left_by_a_stopped_sub_takes_no_message_away(broker, star
     assert numbers(nxt.lines) == [1]
 
 
+def test_ctrl_c_stops_a_stream_publish_and_says_how_many_the_stream_confirmed(broker, start):
+    async def stored(js):
+        return (await js.stream_info("orders")).state.messages
+
+    publish_numbered(broker, 0)  # the stream, empty
+    pub = start("pub.py", "--stream", "orders", "--count", "3000000", "x", env=broker.env())
+    while js_call(broker, stored) == 0:  # until pub.py is storing messages
+        pass
+
+    pub.signal(signal.SIGINT)
+
+    assert pub.wait() == 130
+    assert pub.lines == [f"Connected to NATS at 127.0.0.1:{broker.port}..."], "it never says Published"
+    found = re.fullmatch(
+        r"pub\.py: error: interrupted: (\d+) of 3000000 messages published to 'my-subject' \(stream orders\) and "
+        r"confirmed by the server; the others were not confirmed\n",
+        pub.stderr,
+    )
+    assert found, pub.stderr
+    confirmed = int(found.group(1))
+    # What it confirmed is stored; at most the 4000 in flight, unconfirmed, may be stored too.
+    assert 0 < confirmed <= js_call(broker, stored) <= confirmed + 4000
+
+
 def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirmed(broker, run, spawn):
     publish_numbered(broker, 1)
     pub = spawn(

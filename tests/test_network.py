@@ -9,7 +9,7 @@ import time
 
 import local_broker
 import pytest
-from helpers import LOST_WHILE_AWAY, PYTHON, assert_error, popen, script
+from helpers import LOST_WHILE_AWAY, PYTHON, assert_error, js_call, popen, script
 
 
 def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(broker, proxy, start):
@@ -27,6 +27,29 @@ def test_pub_never_claims_success_after_the_connection_was_cut_while_publishing(
         r"published before, some may not have reached it, and the other \d+ were not sent\n",
         pub.stderr,
     ), pub.stderr
+
+
+def test_pub_to_a_stream_rides_through_a_cut_and_stores_each_message_once(broker, proxy, start):
+    async def make_stream(js):
+        await js.add_stream(name="orders", subjects=["cut.x"], storage="file")
+
+    async def stored(js):
+        return (await js.stream_info("orders")).state.messages
+
+    js_call(broker, make_stream)
+    cut = proxy(broker.port)
+    pub = start(
+        "pub.py", "-s", cut.url, "--stream", "orders", "--subject", "cut.x", "--count", "200000", "x", env=broker.env()
+    )
+    while js_call(broker, stored) == 0:  # until pub.py is storing messages
+        pass
+
+    cut.cut()  # what was in flight, and its acknowledgements, is lost: sent again, with the same IDs
+
+    assert pub.wait(timeout=60) == 0, pub.stderr
+    assert pub.lines[-1] == "Published 200000 messages to 'cut.x' (stream orders)"
+    assert js_call(broker, stored) == 200000, "each message stored once, none lost"
+    assert re.fullmatch(r"(pub\.py: warning: stream orders is (not answering|answering again) .+\n)*", pub.stderr)
 
 
 @pytest.mark.parametrize("attempt", range(3))  # which moment the hang-up lands on varies: each run is one
