@@ -279,7 +279,7 @@ FAILURES = [
     (nats.js.errors.APIError, "", STOP, "stream {args.stream}: the server refused: {reason}"),
     # A lost connection, or a request without an answer in time: nats-py reconnects; the script asks again.
     ((OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,
-      nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError, nats.errors.ConnectionReconnectingError),
+      nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError),
      "", RIDE, "the server did not answer ({reason})"),
     (nats.errors.Error, "^nats: '", RIDE, "the server said {reason}"),  # an -ERR while connecting: try again
     (Exception, "", STOP, "{reason}"),

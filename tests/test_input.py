@@ -133,6 +133,22 @@ def test_the_tutorial_runs_on_every_python_from_3_9(version, broker, start, work
     assert sub.stderr == ""
 
 
+@pytest.mark.parametrize("version", pythons())
+def test_a_stream_is_published_and_read_on_every_python_from_3_9(version, broker, workdir):
+    python = os.path.join(PYTHONS, version, "bin", "python")
+
+    def run(script_name, *args):
+        command = [python, script(script_name), "--stream", "orders", "--count", "5000", *args]
+        return subprocess.run(command, env=broker.env(), cwd=workdir, capture_output=True, text=True, timeout=60)
+
+    pub, sub = run("pub.py", "x"), run("sub.py")
+
+    assert (pub.returncode, pub.stderr) == (0, ""), pub.stderr
+    assert pub.stdout.splitlines()[-1] == "Published 5000 messages to 'my-subject' (stream orders)"
+    assert (sub.returncode, sub.stderr) == (0, ""), sub.stderr
+    assert sub.stdout.count("Received a message on 'my-subject': x\n") == 5000
+
+
 def test_every_supported_python_that_pyenv_has_is_among_them():
     pyenv = os.path.join(os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv")), "versions")
     installed = {v for v in (os.listdir(pyenv) if os.path.isdir(pyenv) else []) if re.fullmatch(r"3\.\d+\.\d+", v)}
