@@ -62,7 +62,7 @@ async def main(args, stop):
     stop.catch_signals()  # Ctrl+C stops publishing
     print(f"Connected to NATS at {address(nc)}...")
 
-    check_size(args, nc)
+    check_size(tutorial, nc)
     try:
         if args.stream:
             sent = await publish_to_stream(nc, args, stop, tutorial, total)  # JetStream: see below
@@ -116,21 +116,21 @@ async def publish_to_stream(nc, args, stop, tutorial, total):
         if n not in due or not msg.data:  # no data: a status (503, no stream listens there now): sent again later
             return  # (not due: the second answer to a message sent twice, counted once)
         error = b'"error":' in msg.data and json.loads(msg.data)["error"]  # the JSON is read whole for an error only
-        if error and rides(e := nats.js.errors.APIError(**error)):
-            outage.began(e)  # sent again once its ACK_WAIT is over
-            return
-        if error:
-            refused.append(e)
-        else:
+        if not error:
             confirmed, answered = confirmed + 1, time.monotonic()
             outage.ended()
+        elif rides(e := nats.js.errors.APIError(**error)):
+            outage.began(e)  # still due: sent again once its ACK_WAIT is over
+            return
+        else:
+            refused.append(e)
         del due[n]
         wake.set()
 
     await nc.subscribe(f"{inbox}.*", cb=acknowledged)
     while (sent < total or due) and not (stop.is_set() or refused) and time.monotonic() - answered < PATIENCE:
         now = time.monotonic()
-        late = list(itertools.takewhile(lambda n, now=now: due[n] < now, due))  # the oldest, not acknowledged in time
+        late = list(itertools.takewhile(lambda n, now=now: due[n] < now, due))  # due is in order: late ones first
         new = range(sent, min(total, sent + IN_FLIGHT - len(due)))  # then as many new ones as there is room for
         if late and now - answered > ACK_WAIT:  # (late ones while others are acknowledged: lost in a cut, no outage)
             outage.began(nats.errors.TimeoutError(), since=answered)
@@ -173,9 +173,9 @@ def messages(args):
     ]
 
 
-def check_size(args, nc):
+def check_size(tutorial, nc):
     """Over max_payload, the server refuses a message and disconnects: count the headers too, as it does."""
-    for data, headers in messages(args):
+    for data, headers in tutorial:
         header_block = [b"NATS/1.0", *(f"{k}: {v}".encode() for k, v in headers.items()), b"", b""] if headers else []
         if len(data) + len(b"\r\n".join(header_block)) > nc.max_payload:
             raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)")
