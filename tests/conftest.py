@@ -91,11 +91,11 @@ def run(workdir):
 
 @pytest.fixture
 def spawn(workdir):
-    """spawn([command...], env=...) -> Process in the background, in workdir, killed after the test."""
+    """spawn([command...], env=..., terminal=False) -> Process in the background, in workdir, killed after the test."""
     procs = []
 
-    def spawn_command(command, env):
-        procs.append(Process(command, env=env, cwd=workdir))
+    def spawn_command(command, env, terminal=False):
+        procs.append(Process(command, env=env, cwd=workdir, terminal=terminal))
         return procs[-1]
 
     yield spawn_command

@@ -3,6 +3,7 @@ run as users run them, and the assertions that hold the README's promises. The f
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -151,14 +152,23 @@ def js_call(server, action):
 
 
 class Process:
-    """A running command whose output lines can be waited for; killed at the end of the test."""
+    """A running command whose output lines can be waited for; killed at the end of the test. With terminal=True
+    it is a process group of its own, which signals reach as Ctrl+C reaches a terminal's (a shell and its child)."""
 
-    def __init__(self, command, env, cwd, merge_stderr=False):
+    def __init__(self, command, env, cwd, merge_stderr=False, terminal=False):
         self.command = command
         stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
         self.proc = subprocess.Popen(
-            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=terminal,
         )
+        self.send = functools.partial(os.killpg, self.proc.pid) if terminal else self.proc.send_signal
         self.lines = []
         self.stderr = ""
         self.returncode = None  # until wait()
@@ -220,11 +230,11 @@ class Process:
         return "(not available)"
 
     def signal(self, sig):
-        self.proc.send_signal(sig)
+        self.send(sig)
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            self.send(signal.SIGKILL)  # the whole group, if it has one (what a shell started)
         self.proc.wait()
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:

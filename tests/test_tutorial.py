@@ -232,3 +232,44 @@ def test_the_plain_nats_py_programs_of_the_readme_run_as_written_quietly_over_tl
     assert sub.wait() == 0
     assert sub.lines == ["Subscription OK", *TUTORIAL_MESSAGES]
     assert sub.stderr == ""
+
+
+# The README as a path: the idea first, then steps 1 to 3 to the first message, run as written
+
+
+def test_the_readme_opens_with_the_idea_in_plain_nats_py_and_stays_a_path():
+    lines = open(os.path.join(ROOT, "README.md")).read().splitlines()
+    assert len(lines) <= 450  # 736 before it became a path
+    assert lines.index("```python") < 150  # the plain programs on the first screen (they were at line 459)
+
+
+def readme_step_3():
+    """Step 3's blocks, as (kind, text): terminal 1's command and output, terminal 2's, then terminal 1's again."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    step = text[text.index("### 3. Run the scripts") : text.index("### 4. Going further")]
+    return re.findall(r"```(\w+)\n(.*?)```", step, re.S)
+
+
+def test_the_readme_step_run_the_scripts_works_as_written(tls_broker, spawn):
+    blocks = readme_step_3()
+    assert [kind for kind, _ in blocks] == ["bash", "text", "bash", "text", "text"]
+    [sub_command, subscribed, pub_command, published, received] = [body for _, body in blocks]
+    env = tls_broker.env()  # a terminal where the local broker's exports were pasted
+
+    def shown(output):  # the README shows the local broker's default port
+        return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", output)
+
+    # In terminal 1, run from this folder; Ctrl+C goes to the terminal's process group, as from a keyboard.
+    sub = spawn(["bash", "-euo", "pipefail", "-c", f"cd '{ROOT}'\n{sub_command}"], env=env, terminal=True)
+    sub.wait_for_line("Subscription OK")
+    pub = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", pub_command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert (pub.returncode, shown(pub.stdout), pub.stderr) == (0, published, "")
+    sub.wait_for_line(TUTORIAL_MESSAGES[-1])
+    assert shown(sub.stdout) == subscribed + received
+    sub.signal(signal.SIGINT)
+    assert sub.wait() == 0
+    assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+    assert sub.stderr == ""
