@@ -151,6 +151,28 @@ def js_call(server, action):
     return asyncio.run(call())
 
 
+def readme_blocks(heading, next_heading):
+    """The README's code blocks from heading to next_heading, as (kind, text): ("bash", a command), ("text", what
+    it prints)."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    return re.findall(r"```(\w+)\n(.*?)```", text[text.index(heading) : text.index(next_heading)], re.S)
+
+
+def as_shown(output):
+    """Output as the README shows it: on the local broker's default port."""
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", output)
+
+
+def run_as_written(command, env):
+    """Run a README command as written, from the project folder, in bash; assert it succeeds quietly and return
+    its output as the README shows it."""
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, ""), command
+    return as_shown(result.stdout)
+
+
 class Process:
     """A running command whose output lines can be waited for; killed at the end of the test. With terminal=True
     it is a process group of its own, which signals reach as Ctrl+C reaches a terminal's (a shell and its child)."""

@@ -11,7 +11,16 @@ from collections import Counter
 import local_broker
 import nats
 import pytest
-from helpers import PYTHON, ROOT, TUTORIAL_MESSAGES, assert_error, assert_usage_error, js_call
+from helpers import (
+    PYTHON,
+    ROOT,
+    TUTORIAL_MESSAGES,
+    assert_error,
+    assert_usage_error,
+    js_call,
+    readme_blocks,
+    run_as_written,
+)
 
 RECEIVED = "Received a message on 'my-subject': "
 
@@ -330,46 +339,32 @@ def test_the_local_broker_refuses_memory_streams_as_scaleway_does(broker):
 # The README's step 5, as written
 
 
-def readme_step_5():
-    """The step's code blocks, as (kind, text): each bash block is followed by the text it prints."""
-    text = open(os.path.join(ROOT, "README.md")).read()
-    step = text[text.index("### 5. Keep messages while sub.py is down") : text.index("### 6. When a server goes down")]
-    return re.findall(r"```(\w+)\n(.*?)```", step, re.S)
-
-
 def test_the_readme_step_keep_messages_while_sub_is_down_works_as_written(tls_broker):
     broker = tls_broker  # like MnQ: TLS, where asyncio's noise about closed TLS connections would show on stderr
     env = broker.env(PATH=f"{os.path.dirname(PYTHON)}:{os.environ['PATH']}")  # python3 is the venv's, as activated
-    blocks = readme_step_5()
+    blocks = readme_blocks("### 5. Keep messages while sub.py is down", "### 6. When a server goes down")
     commands = [body for kind, body in blocks if kind == "bash"]
     outputs = [body for kind, body in blocks if kind == "text"]
     assert len(commands) == len(outputs) >= 3
 
-    def run_as_written(command):
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
-        assert (result.returncode, result.stderr) == (0, ""), command
-        return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", result.stdout)
-
     for command, expected in zip(commands[:-1], outputs[:-1]):
         # Message IDs are random: any 16 hex digits where the README shows some.
         pattern = re.sub(r"'[0-9a-f]{16}\\-", lambda _: "'[0-9a-f]{16}-", re.escape(expected))
-        assert re.fullmatch(pattern, run_as_written(command)), command
+        assert re.fullmatch(pattern, run_as_written(command, env)), command
 
     # What the step says on the way: step 3's messages are stored by no stream; a new durable starts at the first.
-    assert run_as_written("python3 pub.py").endswith("Published 2 messages to 'my-subject'\n")
+    assert run_as_written("python3 pub.py", env).endswith("Published 2 messages to 'my-subject'\n")
 
     async def stored(js):
         return [(info.config.name, info.state.messages) for info in await js.streams_info()]
 
     assert js_call(broker, stored) == [("orders", 4)]
-    packing = run_as_written("python3 sub.py --stream orders --subject orders.new --durable packing --count 4")
+    packing = run_as_written("python3 sub.py --stream orders --subject orders.new --durable packing --count 4", env)
     assert re.findall(r": (order \d)", packing) == ["order 1", "order 2", "order 3", "order 4"]
 
-    assert run_as_written(commands[-1]) == outputs[-1]
+    assert run_as_written(commands[-1], env) == outputs[-1]
     assert js_call(broker, stored) == [], "the step ends by deleting its stream"
-    assert run_as_written(commands[-1]) == "There is no stream orders: nothing to delete\n"
+    assert run_as_written(commands[-1], env) == "There is no stream orders: nothing to delete\n"
 
 
 # When the stream does not answer, or is gone

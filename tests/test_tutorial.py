@@ -10,7 +10,16 @@ from collections import Counter
 
 import nats
 import pytest
-from helpers import LOST_WHILE_AWAY, PYTHON, ROOT, TUTORIAL_MESSAGES, subscribed
+from helpers import (
+    LOST_WHILE_AWAY,
+    PYTHON,
+    ROOT,
+    TUTORIAL_MESSAGES,
+    as_shown,
+    readme_blocks,
+    run_as_written,
+    subscribed,
+)
 
 
 @pytest.mark.parametrize("broker_kind", ["plain", "tls"])
@@ -243,32 +252,18 @@ def test_the_readme_opens_with_the_idea_in_plain_nats_py_and_stays_a_path():
     assert lines.index("```python") < 150  # the plain programs on the first screen (they were at line 459)
 
 
-def readme_step_3():
-    """Step 3's blocks, as (kind, text): terminal 1's command and output, terminal 2's, then terminal 1's again."""
-    text = open(os.path.join(ROOT, "README.md")).read()
-    step = text[text.index("### 3. Run the scripts") : text.index("### 4. Going further")]
-    return re.findall(r"```(\w+)\n(.*?)```", step, re.S)
-
-
 def test_the_readme_step_run_the_scripts_works_as_written(tls_broker, spawn):
-    blocks = readme_step_3()
+    blocks = readme_blocks("### 3. Run the scripts", "### 4. Going further")
     assert [kind for kind, _ in blocks] == ["bash", "text", "bash", "text", "text"]
     [sub_command, subscribed, pub_command, published, received] = [body for _, body in blocks]
     env = tls_broker.env()  # a terminal where the local broker's exports were pasted
-
-    def shown(output):  # the README shows the local broker's default port
-        return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:4222", output)
-
     # In terminal 1, run from this folder; Ctrl+C goes to the terminal's process group, as from a keyboard.
     sub = spawn(["bash", "-euo", "pipefail", "-c", f"cd '{ROOT}'\n{sub_command}"], env=env, terminal=True)
     sub.wait_for_line("Subscription OK")
-    pub = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", pub_command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
 
-    assert (pub.returncode, shown(pub.stdout), pub.stderr) == (0, published, "")
+    assert run_as_written(pub_command, env) == published  # in terminal 2
     sub.wait_for_line(TUTORIAL_MESSAGES[-1])
-    assert shown(sub.stdout) == subscribed + received
+    assert as_shown(sub.stdout) == subscribed + received
     sub.signal(signal.SIGINT)
     assert sub.wait() == 0
     assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
