@@ -86,7 +86,7 @@ async def main(args, stop):  # stop: set by Ctrl+C, --count or a failure
         await read_stream(sub, on_message, stop, repull, args)
     await stop.wait()
     if stop.failure:
-        await close(nc)
+        await close(nc, stop)
         raise stop.failure
     print("Disconnecting...", flush=True)
     if args.stream:
@@ -95,7 +95,7 @@ async def main(args, stop):  # stop: set by Ctrl+C, --count or a failure
         # drain() unsubscribes, lets on_message finish what has already arrived, then closes.
         await nc.drain()
     else:
-        await close(nc)  # the server is away: there is nothing to drain
+        await close(nc, stop)  # the server is away: there is nothing to drain
     print("Disconnection OK")
 
 
@@ -139,7 +139,8 @@ async def read_stream(consumer, on_message, stop, repull, args):
     acknowledged, backlog, acks_sent_at = 0, False, time.monotonic()
     while not stop.is_set():
         wanted = min(BATCH, args.count - acknowledged) if args.count else BATCH
-        messages = await outage.retry(lambda: pull(consumer, wanted, stop, repull, backlog))  # noqa: B023
+        fetched = lambda: pull(consumer, wanted, stop, repull, backlog)  # noqa: B023, E731
+        messages = await outage.retry(fetched, interrupt=False)  # pull() stops by itself, to hand back what it took
         # Each message says how many more the consumer has for us: then the next pull is answered at once.
         backlog = bool(messages) and messages[-1].metadata.num_pending > 0
         for msg in messages:
@@ -266,7 +267,11 @@ FAILURES = [
     (NoAnswer, "", STOP, CONNECT + " within {args.timeout:g} s ({e})" + CHECK),
     (Closed, "expired", STOP, "the server closed the connection: the credentials expired; " + GET_CREDS),
     (Closed, "revoked", STOP, "the server closed the connection: the credentials were revoked; " + GET_CREDS),
+    (Closed, "maximum payload", STOP, "the server closed the connection: a message was over the account's size limit "
+     "(maximum payload violation); publish smaller messages"),
     (Closed, "", STOP, "the server closed the connection: {e}"),
+    (nats.errors.Error, r"permissions violation for publish to .\$js\.api\.", STOP, "permission denied: these "
+     "credentials may not use JetStream (publish to $JS.API.>); use credentials that may, or leave out --stream"),
     (nats.errors.Error, "permissions violation", STOP, "permission denied: these credentials may not {denied}"),
     (nats.errors.SlowConsumerError, "", WARN, "messages came faster than they were printed: nats-py dropped some"),
     (nats.js.errors.APIError, "err_code=10039|code=none err_code=none", STOP, "JetStream is not enabled for this "
@@ -289,7 +294,8 @@ FAILURES = [
 def meaning(e, args):
     """What to do about any exception (RIDE, STOP...), and what to say: its row of FAILURES, filled in."""
     _, _, action, text = row(e)
-    denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
+    denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")  # (in lower case:
+    denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the server's -ERR)
     fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
     return action, text.format(consumer=getattr(args, "durable", None) or "(ephemeral)", **fields)
 
@@ -349,7 +355,7 @@ async def connect(nc, args, stop, **callbacks):
 
     async def closed_cb():
         if not stop.is_set():  # closed by the server, for good, not by the script
-            stop.report(Closed(str(nc.last_error or "no reason given").removeprefix("nats: ")))
+            await close(nc, stop)  # which says why
 
     try:  # (None: nats-py verifies the server against the system's CAs when it requires TLS)
         tls = ssl.create_default_context(cafile=args.tlsca) if args.tlsca else None
@@ -365,7 +371,7 @@ async def connect(nc, args, stop, **callbacks):
         )
     except asyncio.TimeoutError:
         raise NoAnswer(str(nc.last_error or "") or "no answer") from None
-    first = False
+    first, stop.nc = False, nc  # (run() closes it if main() fails)
 
 
 def read_creds(path):
@@ -388,7 +394,10 @@ def read_creds(path):
     return RawCredentials(text)
 
 
-async def close(nc):
+async def close(nc, stop):
+    if nc.is_closed and not stop.closing:  # closed, not by the script: by the server, for good (closed_cb may be late)
+        stop.report(Closed(str(nc.last_error or "no reason given").removeprefix("nats: ")))
+    stop.closing = True
     with contextlib.suppress(Exception):  # after a cut, close() can fail on a transport that is gone
         await asyncio.wait_for(nc.close(), 2)  # after a failed TLS handshake, it can wait forever
 
@@ -396,7 +405,8 @@ async def close(nc):
 class Stop(asyncio.Event):
     """Set by Ctrl+C or SIGTERM, by a failure or by the script; a second signal, or GRACE s without stopping, exits."""
 
-    signal = failure = None  # the signal that set it; the exception that did (run() says what it means)
+    signal = failure = nc = None  # the signal that set it; the exception that did (run() says what it means)
+    closing = False  # the script closes the connection itself (see close())
 
     def report(self, e):
         self.failure = self.failure or e
@@ -424,7 +434,8 @@ class Stop(asyncio.Event):
 def run(main, args):
     """asyncio.run(main(args, stop)); the exception that set stop, or else the one main() ended with, is told."""
     # asyncio warns "returning true from eof_received()" each time a TLS peer closes: harmless noise.
-    logging.getLogger("asyncio").addFilter(lambda record: "eof_received" not in record.getMessage())
+    # So is the failure of nats-py's own close() on a connection the server already closed for good.
+    logging.getLogger("asyncio").addFilter(lambda r: not re.search("eof_received|Client._close", r.getMessage()))
     # Print any text: UTF-8 when redirected (Windows would pick cp1252), \-escapes where a terminal cannot.
     sys.stdout.reconfigure(errors="backslashreplace", **({} if sys.stdout.isatty() else {"encoding": "utf-8"}))
 
@@ -433,6 +444,8 @@ def run(main, args):
         try:
             await main(args, stop)
         except Exception as e:
+            if stop.nc:
+                await close(stop.nc, stop)  # (if the server closed it for good, that is what stopped the script)
             raise (stop.failure or e) from None  # what stopped the script, rather than what that made fail
 
     try:
@@ -542,6 +555,17 @@ async def ensure_stream(nc, args, outage):
         raise Failure(f"stream {args.stream} does not capture '{args.subject}': {fix}", 2) from None
 
 
+async def unless_stopped(stop, call):
+    """await call, unless stop is set first (Ctrl+C, a failure): then cancel it. A call that waits on a server (for
+    room to send, for an answer) is not waited for once the script stops."""
+    task, stopped = asyncio.ensure_future(call), asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    task.cancel()  # (if it is still running)
+    with contextlib.suppress(asyncio.CancelledError):
+        return await task
+
+
 class Outage:
     """retry(call): call() again while FAILURES says to ride through what it raises, for up to patience seconds
     (None: until stop is set); one warning when an outage starts, one when it ends."""
@@ -560,11 +584,13 @@ class Outage:
             warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
             self.since = None
 
-    async def retry(self, call):
+    async def retry(self, call, interrupt=True):  # interrupt: cancel call() once stop is set (Ctrl+C, a failure)
         first = time.monotonic()
         while True:
             try:
-                result = await call()
+                result = await (unless_stopped(self.stop, call()) if interrupt else call())
+                if interrupt and self.stop.is_set():
+                    raise self.stop.failure or Failure(f"interrupted waiting for {self.what}", 128 + self.stop.signal)
                 self.ended()
                 return result
             except Exception as e:

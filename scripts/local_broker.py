@@ -50,10 +50,12 @@ def new_key(prefix):
     return nkeys.from_seed(nkeys.encode_seed(os.urandom(32), prefix))
 
 
-def encode_jwt(subject_kp, issuer_kp, name, nats_claims):
-    """A NATS JWT: ed25519-nkey signature by the issuer over base64url(header).base64url(claims)."""
+def encode_jwt(subject_kp, issuer_kp, name, nats_claims, expires=None):
+    """A NATS JWT: ed25519-nkey signature by the issuer over base64url(header).base64url(claims); expires: a unix
+    time after which the server refuses it (and closes connections made with it)."""
     body = {
         "iat": int(time.time()),
+        **({"exp": int(expires)} if expires else {}),
         "iss": issuer_kp.public_key.decode(),
         "sub": subject_kp.public_key.decode(),
         "name": name,
@@ -74,20 +76,21 @@ def _b64(data):
 JETSTREAM = {"mem_storage": 0, "disk_storage": -1, "streams": -1, "consumer": -1}
 
 
-def account_jwt(operator_kp, account_kp, name, jetstream=None):
+def account_jwt(operator_kp, account_kp, name, jetstream=None, revocations=None):
     # Without explicit limits the server rejects every client ("maximum account active connections exceeded").
     limits = {**UNLIMITED, "imports": -1, "exports": -1, "conn": -1, "leaf": -1, "wildcards": True, **(jetstream or {})}
-    return encode_jwt(account_kp, operator_kp, name, {"type": "account", "limits": limits})
+    claims = {"type": "account", "limits": limits, **({"revocations": revocations} if revocations else {})}
+    return encode_jwt(account_kp, operator_kp, name, claims)
 
 
-def user_creds(account_seed, name="user", deny_publish=()):
+def user_creds(account_seed, name="user", deny_publish=(), expires=None):
     """The text of a .creds file for a new user of the account whose seed is given."""
     account_kp = nkeys.from_seed(account_seed)
     user_kp = new_key(nkeys.PREFIX_BYTE_USER)
     claims = {"type": "user", **UNLIMITED, "pub": {}, "sub": {}}
     if deny_publish:
         claims["pub"] = {"deny": list(deny_publish)}
-    jwt = encode_jwt(user_kp, account_kp, name, claims)
+    jwt = encode_jwt(user_kp, account_kp, name, claims, expires)
     return CREDS_TEMPLATE.format(jwt=jwt, seed=user_kp.seed.decode())
 
 
@@ -121,7 +124,7 @@ def tighten(state_dir):
 def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JETSTREAM):
     """Mint an operator, the SYS and APP accounts and a user into state_dir; TLS files if tls.
 
-    Writes server.conf (include it, then add listen/port flags), user.creds, app-account.seed
+    Writes server.conf (include it, then add listen/port flags), user.creds, app-account.seed, operator.seed
     and, with tls, ca.pem, server-cert.pem and server-key.pem. JetStream keeps its streams in
     state_dir/jetstream, within the APP account's jetstream limits (None: no JetStream for it).
     """
@@ -145,6 +148,7 @@ def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JE
     if tls:
         conf += write_tls_files(state_dir, tls_names)
     write_private(os.path.join(state_dir, "app-account.seed"), app_account.seed.decode())
+    write_private(os.path.join(state_dir, "operator.seed"), operator.seed.decode())  # to sign account updates
     write_private(os.path.join(state_dir, "user.creds"), user_creds(app_account.seed))
     write_private(os.path.join(state_dir, "server.conf"), "\n".join(conf) + "\n")
 

@@ -2,8 +2,10 @@
 run as users run them, and the assertions that hold the README's promises. The fixtures are in conftest.py."""
 
 import asyncio
+import base64
 import contextlib
 import functools
+import json
 import logging
 import os
 import queue
@@ -303,12 +305,15 @@ class Broker:
             self.proc.kill()
             self.proc = None
 
-    def new_creds(self, path, **permissions):
-        """Write a .creds file for another user of the same account, e.g. deny_publish=["secret.>"]."""
-        with open(os.path.join(self.state_dir, "app-account.seed"), "rb") as f:
-            seed = f.read()
-        local_broker.write_private(path, local_broker.user_creds(seed, **permissions))
-        return path
+    def new_creds(self, path, **claims):
+        """Write a .creds file for another user of the same account, e.g. deny_publish=["secret.>"] or
+        expires=time.time() + 5."""
+        return new_creds(self.state_dir, path, **claims)
+
+    def revoke(self, creds):
+        """Revoke the user of that .creds file as Scaleway does: the account JWT, updated, lists it in its
+        revocations; the server reloads its configuration (SIGHUP) and closes that user's connections."""
+        revoke(self.state_dir, creds, [self.proc])
 
     def env(self, **extra):
         """The environment of a user who exported what scripts/local-broker.sh prints, plus extra."""
@@ -317,6 +322,35 @@ class Broker:
             env["NATS_CA"] = self.ca
         env.update(extra)
         return env
+
+
+def new_creds(state_dir, path, **claims):
+    with open(os.path.join(state_dir, "app-account.seed"), "rb") as f:
+        seed = f.read()
+    local_broker.write_private(path, local_broker.user_creds(seed, **claims))
+    return path
+
+
+def jwt_claims(jwt):
+    body = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+
+
+def revoke(state_dir, creds, servers):
+    """The account JWT in state_dir's server.conf, signed again with creds' user in its revocations; servers reload."""
+    user = jwt_claims(re.search(r"JWT-----\n(\S+)", open(creds).read())[1])["sub"]
+    with open(os.path.join(state_dir, "operator.seed"), "rb") as f:
+        operator = local_broker.nkeys.from_seed(f.read())
+    with open(os.path.join(state_dir, "app-account.seed"), "rb") as f:
+        account = local_broker.nkeys.from_seed(f.read())
+    conf_path = os.path.join(state_dir, "server.conf")
+    conf = open(conf_path).read()
+    line = re.search(rf"^  {account.public_key.decode()}: (\S+)$", conf, re.M)
+    limits = jwt_claims(line[1])["nats"]["limits"]
+    jwt = local_broker.account_jwt(operator, account, "APP", limits, revocations={user: int(time.time()) + 1})
+    local_broker.write_private(conf_path, conf.replace(line[1], jwt))
+    for server in servers:
+        server.signal(signal.SIGHUP)
 
 
 class Cluster:

@@ -1,0 +1,97 @@
+"""When the server ends the conversation: credentials that expire or are revoked while a script runs, a permission
+the credentials lack, a limit the server enforces by closing the connection. Each ends the script with one line
+that says why and what to do; none is retried as an outage, and pub.py never claims what the server did not get."""
+
+import time
+
+import local_broker
+import pytest
+from helpers import assert_error
+
+NEW_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
+# Each script, idle or busy (flood: another pub.py publishes to it all along, through a stream: at a pace a subscriber
+# keeps up with; what a slower one has not yet read, it reads before the server's goodbye), and what it prints once
+# it is at work.
+RUNNING = {
+    "core sub, idle": ("sub.py", [], None, "Subscription OK"),
+    "core sub, busy": ("sub.py", [], ["--stream", "orders", "--count", "100000000", "x"], "Received a message"),
+    "sub --stream, idle": ("sub.py", ["--stream", "orders"], None, "Subscription OK"),
+    "sub --stream, busy": ("sub.py", ["--stream", "orders"], ["--stream", "orders", "--count", "100000000", "x"],
+                           "Received a message"),
+    "core pub": ("pub.py", ["--count", "1000000000", "x"], None, "Connected to NATS"),
+    "pub --stream": ("pub.py", ["--stream", "orders", "--count", "100000000", "x"], None, "Connected to NATS"),
+}  # fmt: skip
+
+
+def running(case, broker, start, creds):
+    """The script of that case, started with creds and at work; the flood publisher (if any) with the broker's own."""
+    script, args, flood, ready = RUNNING[case]
+    if flood:
+        start("pub.py", *flood, env=broker.env()).wait_for_line("Connected to NATS")
+    proc = start(script, "--creds", creds, *args, env=broker.env())
+    proc.wait_for_line(ready)
+    return proc
+
+
+@pytest.mark.parametrize("case", RUNNING)
+def test_credentials_that_expire_while_a_script_runs_end_it_with_one_line_that_says_so(case, broker, start, tmp_path):
+    expires = int(time.time()) + 5
+    creds = broker.new_creds(str(tmp_path / "short.creds"), expires=expires)
+    proc = running(case, broker, start, creds)
+
+    proc.wait(timeout=expires + 10 - time.time())
+
+    script = RUNNING[case][0]
+    assert_error(proc, f"{script}: error: the server closed the connection: the credentials expired; {NEW_CREDS}")
+    assert not any(line.startswith("Published") for line in proc.lines)
+
+
+@pytest.mark.parametrize("case", ["core sub, idle", "sub --stream, busy", "core pub", "pub --stream"])
+def test_credentials_revoked_while_a_script_runs_end_it_with_one_line_that_says_so(case, broker, start, tmp_path):
+    creds = broker.new_creds(str(tmp_path / "revoked.creds"))
+    proc = running(case, broker, start, creds)
+
+    broker.revoke(creds)
+
+    proc.wait(timeout=10)
+    script = RUNNING[case][0]
+    assert_error(proc, f"{script}: error: the server closed the connection: the credentials were revoked; {NEW_CREDS}")
+    assert not any(line.startswith("Published") for line in proc.lines)
+
+
+@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+def test_credentials_denied_the_jetstream_api_are_named_at_once_not_retried(script, broker, run, tmp_path):
+    creds = broker.new_creds(str(tmp_path / "no-js.creds"), deny_publish=["$JS.API.>"])
+
+    result = run(script, "--creds", creds, "--stream", "orders", *(["x"] if script == "pub.py" else []),
+                 env=broker.env())  # fmt: skip
+
+    assert_error(
+        result,
+        f"{script}: error: permission denied: these credentials may not use JetStream (publish to $JS.API.>); "
+        "use credentials that may, or leave out --stream",
+    )
+    assert result.seconds < 5
+
+
+def test_credentials_denied_the_streams_subject_are_named_at_once_not_retried(broker, run, tmp_path):
+    creds = broker.new_creds(str(tmp_path / "no-orders.creds"), deny_publish=["Orders.new"])
+
+    result = run("pub.py", "--creds", creds, "--stream", "orders", "--subject", "Orders.new", "x", env=broker.env())
+
+    assert_error(result, "pub.py: error: permission denied: these credentials may not publish to 'Orders.new'")
+    assert result.seconds < 5
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_message_over_the_accounts_payload_limit_is_named_never_published(attempt, make_broker, run):
+    broker = make_broker(tls=True, jetstream={**local_broker.JETSTREAM, "payload": 1000})
+
+    result = run("pub.py", "x" * 2000, env=broker.env())
+
+    assert_error(
+        result,
+        "pub.py: error: the server closed the connection: a message was over the account's size limit (maximum "
+        "payload violation); publish smaller messages",
+    )
+    assert result.stdout.splitlines() == [f"Connected to NATS at 127.0.0.1:{broker.port}..."]
