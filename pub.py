@@ -297,7 +297,7 @@ def meaning(e, args):
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")  # (in lower case:
     denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the server's -ERR)
     fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
-    return action, text.format(consumer=getattr(args, "durable", None) or "(ephemeral)", **fields)
+    return action, text.format(consumer=getattr(args, "durable", None) or "(without --durable)", **fields)
 
 
 def row(e):

@@ -101,13 +101,17 @@ async def main(args, stop):  # stop: set by Ctrl+C, --count or a failure
 
 async def stream_consumer(nc, args, stop):
     """A pull consumer of the stream: durable (it resumes where it stopped, and several sub.py with the same
-    --durable share the messages) or, without --durable, an ephemeral one that replays the stream."""
+    --durable share the messages) or, without --durable, one of its own that replays the stream."""
     outage = Outage(f"stream {args.stream}", stop)  # while it has no leader (an election), keep trying
     await ensure_stream(nc, args, outage)
     js = nc.jetstream()
+    name, config = args.durable, None
     if args.durable:
         await check_durable(js, args, outage)
-    return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=args.durable, stream=args.stream))
+    else:  # not an ephemeral consumer: that lives on one node, and dies with it. Named, it has as many copies as
+        # the stream; the server deletes it once nobody reads it for INACTIVE seconds.
+        name, config = f"sub-{os.urandom(4).hex()}", nats.js.api.ConsumerConfig(inactive_threshold=INACTIVE)
+    return await outage.retry(lambda: js.pull_subscribe(args.subject, durable=name, stream=args.stream, config=config))
 
 
 async def check_durable(js, args, outage):
@@ -185,6 +189,7 @@ async def pull(consumer, wanted, stop, repull, backlog):
 
 
 POLL = 20  # seconds a pull request waits on the server for a message
+INACTIVE = 300  # seconds without a pull request before the server deletes the consumer made without --durable
 BATCH = 256  # messages per fetch
 ACKS_AT_ONCE = 32  # acknowledgements sent together (or after 50 ms): a crash leaves few printed, unacknowledged
 
@@ -297,7 +302,7 @@ def meaning(e, args):
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")  # (in lower case:
     denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the server's -ERR)
     fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
-    return action, text.format(consumer=getattr(args, "durable", None) or "(ephemeral)", **fields)
+    return action, text.format(consumer=getattr(args, "durable", None) or "(without --durable)", **fields)
 
 
 def row(e):

@@ -273,3 +273,82 @@ class PullRequests:
     def close(self):
         self._loop.call_soon_threadsafe(self._done.set)
         self._thread.join(10)
+
+
+WATCHDOG = "could not stop cleanly"  # what the scripts say when stopping took GRACE s: Ctrl+C was not obeyed
+
+
+def test_ctrl_c_while_sub_waits_for_a_stream_that_lost_its_quorum_ends_at_once(cluster, start):
+    make_stream(cluster)
+    cluster.kill("node-2")
+    cluster.kill("node-3")  # one node of three: no leader can be elected, nothing answers for the stream
+    sub = start("sub.py", "-s", cluster.urls["node-1"], "--stream", "S", "--subject", "s.x", env=cluster.env())
+    sub.wait_for_line("Subscribing")
+
+    sub.signal(signal.SIGINT)
+
+    assert sub.wait(timeout=10) == 130
+    assert WATCHDOG not in sub.stderr
+    assert sub.stderr.splitlines()[-1] == "sub.py: error: interrupted waiting for stream S"
+
+
+def test_ctrl_c_while_pub_streams_to_a_stream_that_lost_its_quorum_says_what_was_confirmed(cluster, start):
+    make_stream(cluster)
+    pub = start(
+        "pub.py", "-s", cluster.urls["node-1"], "--stream", "S", "--subject", "s.x", "--count", "100000000", "m",
+        env=cluster.env(),
+    )  # fmt: skip
+    while stream_info(cluster).state.messages == 0:  # until pub.py is storing messages
+        pass
+    cluster.kill("node-2")
+    cluster.kill("node-3")
+
+    pub.signal(signal.SIGINT)
+
+    assert pub.wait(timeout=10) == 130
+    assert WATCHDOG not in pub.stderr
+    assert re.fullmatch(
+        r"pub\.py: error: interrupted: \d+ of 100000000 messages published to 's\.x' \(stream S\) and confirmed by "
+        r"the server; the others were not confirmed",
+        pub.stderr.splitlines()[-1],
+    ), pub.stderr
+
+
+def test_a_consumer_without_durable_goes_on_reading_when_its_node_dies(cluster, start):
+    make_stream(cluster)
+    store_numbered(cluster, range(20000))
+    sub = start("sub.py", "--stream", "S", "--subject", "s.x", env=cluster.env())
+    sub.wait_for_line("Received a message")
+    (consumer,) = js_call(cluster, until_it_answers(lambda js: js.consumers_info("S")))
+
+    cluster.kill(consumer.cluster.leader)
+    store_numbered(cluster, range(20000, 21000))  # published while that node is down
+    printed = wait_for_payloads(sub, {str(n) for n in range(21000)})
+    sub.signal(signal.SIGTERM)
+
+    assert sub.wait() == 0
+    assert sub.lines[-2:] == ["Disconnecting...", "Disconnection OK"]
+    assert len(printed) - 21000 <= 2 * 256, "only messages whose acknowledgement was lost come twice"
+    assert_only_outage_warnings(sub.stderr)
+
+
+def test_pub_waits_out_messages_the_stream_holds_in_process_and_stores_each_once(cluster, start):
+    make_stream(cluster)
+    leader = stream_info(cluster).cluster.leader
+    pub = start(
+        "pub.py", "-s", cluster.urls[leader], "--stream", "S", "--subject", "s.x", "--count", "100000", "m",
+        env=cluster.env(),
+    )  # fmt: skip
+    while stream_info(cluster).state.messages == 0:  # until pub.py is storing messages
+        pass
+    followers = [cluster.nodes[name] for name in cluster.nodes if name != leader]
+    for node in followers:
+        node.signal(signal.SIGSTOP)  # frozen: the leader can store nothing more, and holds what it got "in process"
+    time.sleep(8)  # longer than pub.py's ACK_WAIT: it sends those again, and is told 10158 (in process)
+    for node in followers:
+        node.signal(signal.SIGCONT)
+
+    assert pub.wait(120) == 0, pub.stderr
+    assert pub.lines[-1] == "Published 100000 messages to 's.x' (stream S)"
+    assert stream_info(cluster).state.messages == 100000, "each message stored once, none lost"
+    assert_only_outage_warnings(pub.stderr, ended=True)
