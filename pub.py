@@ -52,7 +52,7 @@ async def main(args, stop):
     async def disconnected():
         # Core NATS keeps no copy: what sat in the socket when the connection dropped is gone. So stop, and say so.
         # (With --stream, JetStream acknowledges each message: pub.py rides through, and sends the rest again.)
-        if not (args.stream or stop.is_set() or nc.is_closed):  # (closed for good: closed_cb says why)
+        if not (args.stream or stop.is_set() or nc.is_closed):  # (closed for good: close() says why)
             stop.report(Failure(LOST.format(sent, total - sent)))
 
     # The server's URL and the .creds file that proves who you are; connect() (in the block at the end) adds TLS,
@@ -353,8 +353,10 @@ async def connect(nc, args, stop, **callbacks):
             told.add(text)
             warn(text)
 
-    async def closed_cb():
-        if not stop.is_set():  # closed by the server, for good, not by the script
+    async def closed_for_good():  # by the server, not by the script (nats-py's closed_cb is not called if its own
+        while not nc.is_closed:  # close() fails on the broken connection: watch its status instead)
+            await asyncio.sleep(0.5)
+        if not stop.is_set():
             await close(nc, stop)  # which says why
 
     try:  # (None: nats-py verifies the server against the system's CAs when it requires TLS)
@@ -364,7 +366,7 @@ async def connect(nc, args, stop, **callbacks):
     # A PING every 10 s, given up after 2 without an answer: a network gone silent (no reset, no close) is noticed
     # within about 30 s rather than 4 to 6 minutes. A publish waits at most --timeout for room to send.
     options = dict(ping_interval=10, max_outstanding_pings=2, flush_timeout=args.timeout, tls=tls, **callbacks)
-    options.update(max_reconnect_attempts=-1, reconnect_time_wait=1, error_cb=error_cb, closed_cb=closed_cb)
+    options.update(max_reconnect_attempts=-1, reconnect_time_wait=1, error_cb=error_cb)
     try:  # bounded: nats-py would try an unreachable server for about two minutes
         await asyncio.wait_for(
             nc.connect(args.server.split(","), user_credentials=read_creds(args.creds), **options), args.timeout
@@ -372,6 +374,7 @@ async def connect(nc, args, stop, **callbacks):
     except asyncio.TimeoutError:
         raise NoAnswer(str(nc.last_error or "") or "no answer") from None
     first, stop.nc = False, nc  # (run() closes it if main() fails)
+    stop.watch = asyncio.ensure_future(closed_for_good())
 
 
 def read_creds(path):
@@ -395,7 +398,9 @@ def read_creds(path):
 
 
 async def close(nc, stop):
-    if nc.is_closed and not stop.closing:  # closed, not by the script: by the server, for good (closed_cb may be late)
+    if (
+        nc.is_closed and not stop.closing
+    ):  # closed, not by the script: by the server, for good (it may not have told us)
         stop.report(Closed(str(nc.last_error or "no reason given").removeprefix("nats: ")))
     stop.closing = True
     with contextlib.suppress(Exception):  # after a cut, close() can fail on a transport that is gone
@@ -405,7 +410,7 @@ async def close(nc, stop):
 class Stop(asyncio.Event):
     """Set by Ctrl+C or SIGTERM, by a failure or by the script; a second signal, or GRACE s without stopping, exits."""
 
-    signal = failure = nc = None  # the signal that set it; the exception that did (run() says what it means)
+    signal = failure = nc = watch = None  # the signal that set it; the exception that did (run() says what it means)
     closing = False  # the script closes the connection itself (see close())
 
     def report(self, e):
