@@ -142,6 +142,9 @@ async def publish_to_stream(nc, args, stop, tutorial, total):
         sent = new.stop
         wake.clear()
         for n in [*late, *new]:
+            if nc.is_closed:  # for good (the script stops, saying why): this one and the next were not sent
+                sent = max(new.start, n)
+                break
             due.pop(n, None)  # (sent again, it becomes the last one due)
             due[n] = now + ACK_WAIT
             data, headers = tutorial[n % len(tutorial)]
@@ -154,11 +157,15 @@ async def publish_to_stream(nc, args, stop, tutorial, total):
     deadline = time.monotonic() + (1 if stop.is_set() else ACK_WAIT)  # the answers to those still in flight
     while due and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    if refused or confirmed < total and not stop.is_set():
-        why = meaning(refused[0], args)[1] if refused else f"stream {args.stream} did not answer for {PATIENCE} s"
+    failed = refused[0] if refused else stop.failure if isinstance(stop.failure, Closed) else None  # (for good)
+    if failed or confirmed < total and not stop.is_set():
+        why = meaning(failed, args)[1] if failed else f"stream {args.stream} did not answer for {PATIENCE} s"
         maybe = f", {len(due)} may be (they were not acknowledged)" if due else ""
         unsent = total - confirmed - len(due)
-        raise Failure(f"{why}; {confirmed} of {total} messages were confirmed stored{maybe} and {unsent} were not")
+        stop.failure = Failure(
+            f"{why}; {confirmed} of {total} messages were confirmed stored{maybe} and {unsent} were not"
+        )
+        raise stop.failure
     return confirmed
 
 
