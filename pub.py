@@ -162,9 +162,8 @@ async def publish_to_stream(nc, args, stop, tutorial, total):
         why = meaning(failed, args)[1] if failed else f"stream {args.stream} did not answer for {PATIENCE} s"
         maybe = f", {len(due)} may be (they were not acknowledged)" if due else ""
         unsent = total - confirmed - len(due)
-        stop.failure = Failure(
-            f"{why}; {confirmed} of {total} messages were confirmed stored{maybe} and {unsent} were not"
-        )
+        counts = f"{confirmed} of {total} messages were confirmed stored{maybe} and {unsent} were not"
+        stop.failure = Failure(f"{why}; {counts}")  # what run() tells: the failure, with the counts
         raise stop.failure
     return confirmed
 
@@ -301,8 +300,8 @@ FAILURES = [
 def meaning(e, args):
     """What to do about any exception (RIDE, STOP...), and what to say: its row of FAILURES, filled in."""
     _, _, action, text = row(e)
-    denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")  # (in lower case:
-    denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the server's -ERR)
+    denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
+    denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the -ERR: the subject's own case
     fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
     return action, text.format(consumer=getattr(args, "durable", None) or "(without --durable)", **fields)
 
@@ -360,8 +359,10 @@ async def connect(nc, args, stop, **callbacks):
             told.add(text)
             warn(text)
 
-    async def closed_for_good():  # by the server, not by the script (nats-py's closed_cb is not called if its own
-        while not nc.is_closed:  # close() fails on the broken connection: watch its status instead)
+    # Closed for good by the server (expired or revoked credentials, a limit): nats-py does not reconnect. Its
+    # closed_cb is not called when its own close() fails on the broken connection: watch the status instead.
+    async def closed_for_good():
+        while not nc.is_closed:
             await asyncio.sleep(0.5)
         if not stop.is_set():
             await close(nc, stop)  # which says why
@@ -405,9 +406,8 @@ def read_creds(path):
 
 
 async def close(nc, stop):
-    if (
-        nc.is_closed and not stop.closing
-    ):  # closed, not by the script: by the server, for good (it may not have told us)
+    # Closed already, and not by the script: the server closed it for good (nats-py keeps its reason in last_error).
+    if nc.is_closed and not stop.closing:
         stop.report(Closed(str(nc.last_error or "no reason given").removeprefix("nats: ")))
     stop.closing = True
     with contextlib.suppress(Exception):  # after a cut, close() can fail on a transport that is gone
@@ -580,10 +580,12 @@ async def unless_stopped(stop, call):
 
 class Outage:
     """retry(call): call() again while FAILURES says to ride through what it raises, for up to patience seconds
-    (None: until stop is set); one warning when an outage starts, one when it ends."""
+    (None: until stop is set); one warning when an outage starts, one when it ends. Once stop is set, a call still
+    waiting is cancelled (unless interrupt=False) and retry() raises what stopped the script."""
 
-    def __init__(self, what, stop, patience=None):
-        self.what, self.stop, self.patience, self.since = what, stop, patience, None  # since: when it started
+    def __init__(self, what, stop, patience=None, interrupt=True):
+        self.what, self.stop, self.patience, self.interrupt = what, stop, patience, interrupt
+        self.since = None  # when it started
         self.limit = f"for up to {patience} s" if patience else "until it answers"
 
     def began(self, e, since=None):  # since: when it went silent, if before now
@@ -596,12 +598,12 @@ class Outage:
             warn(f"{self.what} is answering again after {time.monotonic() - self.since:.1f} s")
             self.since = None
 
-    async def retry(self, call, interrupt=True):  # interrupt: cancel call() once stop is set (Ctrl+C, a failure)
+    async def retry(self, call):
         first = time.monotonic()
         while True:
             try:
-                result = await (unless_stopped(self.stop, call()) if interrupt else call())
-                if interrupt and self.stop.is_set():
+                result = await (unless_stopped(self.stop, call()) if self.interrupt else call())
+                if self.interrupt and self.stop.is_set():
                     raise self.stop.failure or Failure(f"interrupted waiting for {self.what}", 128 + self.stop.signal)
                 self.ended()
                 return result

@@ -308,12 +308,25 @@ class Broker:
     def new_creds(self, path, **claims):
         """Write a .creds file for another user of the same account, e.g. deny_publish=["secret.>"] or
         expires=time.time() + 5."""
-        return new_creds(self.state_dir, path, **claims)
+        local_broker.write_private(path, local_broker.user_creds(self._key("app-account.seed").seed, **claims))
+        return path
 
     def revoke(self, creds):
-        """Revoke the user of that .creds file as Scaleway does: the account JWT, updated, lists it in its
+        """Revoke the user of that .creds file as Scaleway does: the account JWT, signed again, lists it in its
         revocations; the server reloads its configuration (SIGHUP) and closes that user's connections."""
-        revoke(self.state_dir, creds, [self.proc])
+        user = jwt_claims(re.search(r"JWT-----\n(\S+)", open(creds).read())[1])["sub"]
+        account = self._key("app-account.seed")
+        conf_path = os.path.join(self.state_dir, "server.conf")
+        conf = open(conf_path).read()
+        old = re.search(rf"^  {account.public_key.decode()}: (\S+)$", conf, re.M)[1]
+        limits, revoked = jwt_claims(old)["nats"]["limits"], {user: int(time.time()) + 1}
+        new = local_broker.account_jwt(self._key("operator.seed"), account, "APP", limits, revocations=revoked)
+        local_broker.write_private(conf_path, conf.replace(old, new))
+        self.proc.signal(signal.SIGHUP)
+
+    def _key(self, name):
+        with open(os.path.join(self.state_dir, name), "rb") as f:
+            return local_broker.nkeys.from_seed(f.read())
 
     def env(self, **extra):
         """The environment of a user who exported what scripts/local-broker.sh prints, plus extra."""
@@ -324,33 +337,9 @@ class Broker:
         return env
 
 
-def new_creds(state_dir, path, **claims):
-    with open(os.path.join(state_dir, "app-account.seed"), "rb") as f:
-        seed = f.read()
-    local_broker.write_private(path, local_broker.user_creds(seed, **claims))
-    return path
-
-
 def jwt_claims(jwt):
     body = jwt.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-
-
-def revoke(state_dir, creds, servers):
-    """The account JWT in state_dir's server.conf, signed again with creds' user in its revocations; servers reload."""
-    user = jwt_claims(re.search(r"JWT-----\n(\S+)", open(creds).read())[1])["sub"]
-    with open(os.path.join(state_dir, "operator.seed"), "rb") as f:
-        operator = local_broker.nkeys.from_seed(f.read())
-    with open(os.path.join(state_dir, "app-account.seed"), "rb") as f:
-        account = local_broker.nkeys.from_seed(f.read())
-    conf_path = os.path.join(state_dir, "server.conf")
-    conf = open(conf_path).read()
-    line = re.search(rf"^  {account.public_key.decode()}: (\S+)$", conf, re.M)
-    limits = jwt_claims(line[1])["nats"]["limits"]
-    jwt = local_broker.account_jwt(operator, account, "APP", limits, revocations={user: int(time.time()) + 1})
-    local_broker.write_private(conf_path, conf.replace(line[1], jwt))
-    for server in servers:
-        server.signal(signal.SIGHUP)
 
 
 class Cluster:
