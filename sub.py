@@ -176,9 +176,9 @@ async def pull(consumer, wanted, stop, repull, backlog):
         await asyncio.wait({fetch}, timeout=2)  # a batch is on its way: take it, to hand back what is not printed
     if not fetch.done():
         fetch.cancel()  # the pull request the server holds ends when it expires, or with the subscription
-        return []
+        await asyncio.wait({fetch})  # (on a closed connection, nats-py turns the cancel into ConnectionClosedError)
     try:
-        return fetch.result()
+        return [] if fetch.cancelled() else fetch.result()
     except asyncio.TimeoutError:
         return []  # nothing new (or the pull was lost with its node): ask again
     except nats.js.errors.APIError:  # no leader for now (ride through it), or the consumer or its stream is gone
