@@ -77,13 +77,13 @@ async def main(args, stop):
                     sent += 1
 
             await unless_stopped(stop, publish_all())  # Ctrl+C, or a closed connection, ends it at once
-        # flush() is a round trip: when the server answers, it has received everything before it.
-        await nc.flush(args.timeout)
-        # A refusal can arrive just after that answer: one more round trip before claiming success.
-        await nc.flush(args.timeout)
-        # While nats-py reconnects, flush() returns at once: it proves nothing (nor after the server closed: see close).
-        if not (args.stream or nc.is_connected or nc.is_closed):
-            raise Failure(LOST.format(sent, 0))
+            # flush() is a round trip: when the server answers, it has received everything before it.
+            await nc.flush(args.timeout)
+            # A refusal can arrive just after that answer: one more round trip before claiming success.
+            await nc.flush(args.timeout)
+            # While nats-py reconnects, flush() returns at once: it proves nothing (nor after the server closed).
+            if not (nc.is_connected or nc.is_closed):
+                raise Failure(LOST.format(sent, 0))
     finally:
         stop.set()  # from here on, pub.py closes the connection itself
         await close(nc, stop)

@@ -404,7 +404,7 @@ class Proxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"nats://127.0.0.1:{self.listener.getsockname()[1]}"
         self.silent = threading.Event()
-        self.sockets = []
+        self.sockets, self.pings, self.cut_at_ping = [], 0, None  # cut_at_ping=n: cut() when the client sends its nth
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -432,6 +432,11 @@ class Proxy:
                 readable, _, _ = select.select(list(sending), [], [], 0.05)
                 for source in readable:
                     data = source.recv(65536)
+                    if source is a and self.cut_at_ping and b"PING\r\n" in data:
+                        self.pings += 1
+                        if self.pings == self.cut_at_ping:
+                            self.cut()  # before passing it on: the server never answers it
+                            break
                     if data:
                         sending[source].sendall(data)
                     else:  # a hang-up is passed on as one, and the other way keeps flowing until it ends too

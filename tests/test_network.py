@@ -52,6 +52,20 @@ def test_pub_to_a_stream_rides_through_a_cut_and_stores_each_message_once(broker
     assert re.fullmatch(r"(pub\.py: warning: stream orders is (not answering|answering again) .+\n)*", pub.stderr)
 
 
+def test_pub_to_a_stream_says_published_once_each_message_is_confirmed_even_if_the_connection_is_then_lost(
+    broker, proxy, start
+):
+    cut = proxy(broker.port)
+    cut.cut_at_ping = 2  # the first PING is the connection's own; a second would be a flush() once all is confirmed
+    pub = start(
+        "pub.py", "-s", cut.url, "--stream", "orders", "--subject", "cut.x", "--count", "1000", "x", env=broker.env()
+    )
+
+    assert pub.wait(timeout=30) == 0, pub.stderr
+    assert pub.lines[-1] == "Published 1000 messages to 'cut.x' (stream orders)"
+    assert pub.stderr == ""
+
+
 @pytest.mark.parametrize("attempt", range(3))  # which moment the hang-up lands on varies: each run is one
 def test_pub_never_claims_success_when_the_server_hangs_up_right_after_accepting(attempt, broker, run, fake_server):
     url = fake_server(b"PONG\r\n")  # accepts the connection, then hangs up: nothing published reaches anyone
