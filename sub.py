@@ -380,7 +380,7 @@ async def connect(nc, args, stop, **callbacks):
     except asyncio.TimeoutError:
         raise NoAnswer(str(nc.last_error or "") or "no answer") from None
     first, stop.nc = False, nc  # (run() closes it if main() fails)
-    stop.watch = asyncio.ensure_future(closed_for_good())
+    stop.watch = asyncio.ensure_future(closed_for_good())  # (kept: asyncio holds a running task only weakly)
 
 
 def read_creds(path):
