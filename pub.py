@@ -189,7 +189,8 @@ def check_size(tutorial, nc):
     for data, headers in tutorial:
         header_block = [b"NATS/1.0", *(f"{k}: {v}".encode() for k, v in headers.items()), b"", b""] if headers else []
         if len(data) + len(b"\r\n".join(header_block)) > nc.max_payload:
-            raise Failure(f"message too large: the server accepts at most {nc.max_payload} bytes (max_payload)")
+            limit = f"{nc.max_payload} bytes with the headers (max_payload; MnQ's quota: 512 KB)"
+            raise Failure(f"message too large: the server accepts at most {limit}")
 
 
 def header(text):
@@ -287,6 +288,13 @@ FAILURES = [
      "stream {args.stream} is not answering ({reason})"),
     (nats.js.errors.NotFoundError, r"err_code=10059\b", STOP, "stream {args.stream}" + DELETED),
     (nats.js.errors.NotFoundError, r"err_code=10014\b", STOP, "consumer {consumer}" + DELETED),
+    # MnQ's quotas, which the local broker has too.
+    (nats.js.errors.APIError, r"err_code=(10002|10047)\b", STOP, "stream {args.stream}: the account's storage is full "
+     "({reason}; MnQ's quota: 300 MB per account, each replica counted); delete streams you no longer need"),
+    (nats.js.errors.APIError, r"err_code=10027\b", STOP, "stream {args.stream}: {reason} (MnQ's quota: 50 streams per "
+     "account); delete streams you no longer need"),
+    (nats.js.errors.APIError, r"err_code=10026\b", STOP, "stream {args.stream}: {reason} (MnQ's quota: 50 consumers "
+     "per stream); delete those you no longer need (sub.py's own, without --durable, go 5 min after it stops)"),
     (nats.js.errors.APIError, "", STOP, "stream {args.stream}: the server refused: {reason}"),
     # A lost connection, or a request without an answer in time: nats-py reconnects; the script asks again.
     ((OSError, asyncio.TimeoutError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError,

@@ -72,8 +72,10 @@ def _b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-# JetStream as Scaleway offers it: file storage only, so a memory stream is refused here as there.
-JETSTREAM = {"mem_storage": 0, "disk_storage": -1, "streams": -1, "consumer": -1}
+# MnQ's quotas (Scaleway's quotas page): file storage only, so a memory stream is refused here as there; 300 MB of
+# it per account (each replica counts); 50 streams per account; 50 consumers per stream; messages up to 512 KB.
+JETSTREAM = {"mem_storage": 0, "disk_storage": 300 * 1024 * 1024, "streams": 50, "consumer": 50}
+MAX_PAYLOAD = 512 * 1024
 
 
 def account_jwt(operator_kp, account_kp, name, jetstream=None, revocations=None):
@@ -139,6 +141,7 @@ def mint(state_dir, tls=True, tls_names=("localhost", "127.0.0.1"), jetstream=JE
         f"operator: {operator_jwt}",
         f"system_account: {sys_pub}",
         "resolver: MEMORY",
+        f"max_payload: {MAX_PAYLOAD}",
         "resolver_preload: {",
         f"  {sys_pub}: {account_jwt(operator, sys_account, 'SYS')}",
         f"  {app_pub}: {account_jwt(operator, app_account, 'APP', jetstream)}",

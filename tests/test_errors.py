@@ -186,7 +186,11 @@ def test_a_message_larger_than_max_payload_is_refused(make_broker, run):
 
     result = run("pub.py", "x" * 1025, env=broker.env())
 
-    assert_error(result, "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)")
+    assert_error(
+        result,
+        "pub.py: error: message too large: the server accepts at most 1024 bytes with the headers (max_payload; "
+        "MnQ's quota: 512 KB)",
+    )
 
 
 def test_a_publish_the_server_refuses_is_reported_as_permission_denied(broker, run, tmp_path):

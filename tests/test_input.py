@@ -80,7 +80,11 @@ def test_the_size_check_counts_the_headers(make_broker, run):
 
     result = run("pub.py", "-H", f"Big={'v' * 100}", "x" * 1000, env=broker.env())
 
-    assert_error(result, "pub.py: error: message too large: the server accepts at most 1024 bytes (max_payload)")
+    assert_error(
+        result,
+        "pub.py: error: message too large: the server accepts at most 1024 bytes with the headers (max_payload; "
+        "MnQ's quota: 512 KB)",
+    )
     assert result.seconds < 3
     assert run("pub.py", "-H", "Small=v", "x" * 990, env=broker.env()).returncode == 0
 

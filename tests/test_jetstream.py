@@ -8,7 +8,6 @@ import subprocess
 import time
 from collections import Counter
 
-import local_broker
 import nats
 import pytest
 from helpers import (
@@ -295,16 +294,6 @@ def test_bad_stream_flags_are_a_usage_error(script, args, message, run):
     result = run(script, *args, env={})
 
     assert_usage_error(result, script, message)
-
-
-def test_the_accounts_stream_limit_is_told_in_the_servers_words(make_broker, run):
-    broker = make_broker(jetstream={**local_broker.JETSTREAM, "streams": 1})
-    assert run("pub.py", "--stream", "first", "--subject", "a", "x", env=broker.env()).returncode == 0
-
-    result = run("pub.py", "--stream", "second", "--subject", "b", "x", env=broker.env())
-
-    assert_error(result, "pub.py: error: stream second: the server refused: maximum number of streams reached")
-    assert result.seconds < 10
 
 
 def test_messages_the_stream_refuses_mid_run_are_a_failure_with_exact_counts(broker, run):

@@ -208,6 +208,32 @@ asyncio.run(main())
 """
 
 
+@ONE_AT_A_TIME
+@pytest.mark.parametrize("kind", [[], ["--cluster", "3"]], ids=["single", "cluster"])
+def test_local_broker_has_mnqs_quotas(kind, local_broker, tmp_path):
+    ready = "Stop the cluster with Ctrl+C." if kind else "Stop it with Ctrl+C."
+    broker = local_broker(*kind, "--port", str(three_free_ports()), "--dir", str(tmp_path / "state"), ready=ready)
+
+    limits = subprocess.run(
+        [PYTHON, "-c", ACCOUNT_LIMITS], env=clean_env(**broker.exports), capture_output=True, text=True, timeout=30
+    )
+
+    assert limits.stdout == "max_payload 524288, memory 0, storage 314572800, streams 50, consumers 50\n", limits.stderr
+
+
+ACCOUNT_LIMITS = """
+import asyncio, os, ssl, nats
+async def main():
+    nc = await nats.connect(os.environ["NATS_URL"].split(","), user_credentials=os.environ["NATS_CREDS"],
+                            tls=ssl.create_default_context(cafile=os.environ["NATS_CA"]))
+    limits = (await nc.jetstream().account_info()).limits
+    print(f"max_payload {nc.max_payload}, memory {limits.max_memory}, storage {limits.max_storage}, "
+          f"streams {limits.max_streams}, consumers {limits.max_consumers}")
+    await nc.close()
+asyncio.run(main())
+"""
+
+
 def test_local_broker_cluster_needs_three_nodes_or_more(tmp_path):
     result = subprocess.run(
         ["bash", os.path.join(ROOT, "scripts/local-broker.sh"), "--cluster", "2", "--dir", str(tmp_path / "state")],
