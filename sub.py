@@ -218,9 +218,7 @@ def parse_args():
         help="with --stream: the consumer's name; it resumes after the last message acknowledged, "
         "and several sub.py with the same --durable share the messages",
     )
-    args = parser.parse_args()
-    if args.replicas and not args.stream:
-        parser.error("--replicas needs --stream: it is the number of copies of a new stream")
+    args = parsed(parser)
     if args.durable and not args.stream:
         parser.error("--durable needs --stream: a durable consumer reads a JetStream stream")
     if args.stream and args.queue:
@@ -335,10 +333,20 @@ def add_connection_flags(parser):
     add("--creds", default=env("NATS_CREDS") or "nats.creds", help="credentials file (env NATS_CREDS)")
     add("--tlsca", default=env("NATS_CA"), help="CA certificates to verify the server with (env NATS_CA)")
     add("--timeout", type=positive(float), default=10.0, help="seconds to wait for the first connection (default: 10)")
-    add("--subject", type=valid(str, TOKENS, SUBJECT), default="my-subject", help="subject (default: my-subject)")
+    add(
+        "--subject", type=valid(str, TOKENS, SUBJECT), help="subject (default: my-subject; with --stream S: S.messages)"
+    )
     add("--stream", type=valid(str, NAMED, NAME), help="JetStream: this stream keeps the messages (made if missing)")
     add("--replicas", type=int, choices=range(1, 6), metavar="{1..5}", help="copies of a new stream (3 on a cluster)")
     return parser
+
+
+def parsed(parser):  # parse_args(); a stream captures a subject of its own, not my-subject (MnQ bills what it stores)
+    args = parser.parse_args()
+    if args.replicas and not args.stream:
+        parser.error("--replicas needs --stream: it is the number of copies of a new stream")
+    args.subject = args.subject or (f"{args.stream}.messages" if args.stream else "my-subject")
+    return args
 
 
 async def connect(nc, args, stop, **callbacks):

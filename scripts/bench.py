@@ -146,7 +146,7 @@ PLAIN_JS_PUB = (
 async def main(mode, stream, count, data, replicas):
     nc = await connect()
     js = nc.jetstream()
-    await js.add_stream(name=stream, subjects=["my-subject"], storage="file", num_replicas=replicas)
+    await js.add_stream(name=stream, subjects=[f"{stream}.messages"], storage="file", num_replicas=replicas)
     run = os.urandom(8).hex()
     if mode == "pipeline":
         inbox, room, done, acked = nc.new_inbox(), asyncio.Semaphore(4000), asyncio.Event(), 0
@@ -164,15 +164,15 @@ async def main(mode, stream, count, data, replicas):
         await nc.subscribe(inbox + ".*", cb=on_ack)
         for n in range(count):
             await room.acquire()
-            await nc.publish("my-subject", data, reply=f"{inbox}.{n}", headers={"Nats-Msg-Id": f"{run}-{n}"})
+            await nc.publish(f"{stream}.messages", data, reply=f"{inbox}.{n}", headers={"Nats-Msg-Id": f"{run}-{n}"})
         await done.wait()
     elif mode == "async":
         for n in range(count):
-            await js.publish_async("my-subject", data, headers={"Nats-Msg-Id": f"{run}-{n}"})
+            await js.publish_async(f"{stream}.messages", data, headers={"Nats-Msg-Id": f"{run}-{n}"})
         await js.publish_async_completed()
     else:
         for start in range(0, count, 256):
-            await asyncio.gather(*(js.publish("my-subject", data, headers={"Nats-Msg-Id": f"{run}-{n}"})
+            await asyncio.gather(*(js.publish(f"{stream}.messages", data, headers={"Nats-Msg-Id": f"{run}-{n}"})
                                    for n in range(start, min(start + 256, count))))
     await nc.drain()
 
@@ -186,7 +186,7 @@ PLAIN_JS_SUB = (
     + """
 async def main(stream, durable, count):
     nc = await connect()
-    consumer = await nc.jetstream().pull_subscribe("my-subject", durable=durable, stream=stream)
+    consumer = await nc.jetstream().pull_subscribe(f"{stream}.messages", durable=durable, stream=stream)
     received = 0
     while received < count:
         try:

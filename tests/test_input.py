@@ -148,9 +148,9 @@ def test_a_stream_is_published_and_read_on_every_python_from_3_9(version, broker
     pub, sub = run("pub.py", "x"), run("sub.py")
 
     assert (pub.returncode, pub.stderr) == (0, ""), pub.stderr
-    assert pub.stdout.splitlines()[-1] == "Published 5000 messages to 'my-subject' (stream orders)"
+    assert pub.stdout.splitlines()[-1] == "Published 5000 messages to 'orders.messages' (stream orders)"
     assert (sub.returncode, sub.stderr) == (0, ""), sub.stderr
-    assert sub.stdout.count("Received a message on 'my-subject': x\n") == 5000
+    assert sub.stdout.count("Received a message on 'orders.messages': x\n") == 5000
 
 
 def test_every_supported_python_that_pyenv_has_is_among_them():

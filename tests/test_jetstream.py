@@ -21,16 +21,16 @@ from helpers import (
     run_as_written,
 )
 
-RECEIVED = "Received a message on 'my-subject': "
+RECEIVED = "Received a message on 'orders.messages': "
 
 
 def publish_numbered(broker, count, stream="orders", start=0):
     """Store start, ..., start+count-1 in the stream, so that every message can be told apart."""
 
     async def publish(js):
-        await js.add_stream(name=stream, subjects=["my-subject"], storage="file")
+        await js.add_stream(name=stream, subjects=[f"{stream}.messages"], storage="file")
         for i in range(start, start + count):
-            await js.publish("my-subject", str(i).encode())
+            await js.publish(f"{stream}.messages", str(i).encode())
 
     js_call(broker, publish)
 
@@ -58,7 +58,7 @@ def test_messages_published_while_nobody_listens_are_all_read_later(broker, run,
     published = run("pub.py", "--stream", "orders", "--count", "1000", "stored", env=broker.env())
 
     assert published.returncode == 0, published.stderr
-    assert published.stdout.splitlines()[-1] == "Published 1000 messages to 'my-subject' (stream orders)"
+    assert published.stdout.splitlines()[-1] == "Published 1000 messages to 'orders.messages' (stream orders)"
     sub = start("sub.py", "--stream", "orders", "--durable", "reader", "--count", "1000", env=broker.env())
     assert sub.wait() == 0
     assert sub.lines.count(f"{RECEIVED}stored") == 1000
@@ -77,7 +77,8 @@ def test_the_tutorial_messages_look_the_same_through_a_stream_with_a_message_id_
     sub = start("sub.py", "--stream", "orders", "--count", "2", env=broker.env())
 
     assert sub.wait() == 0
-    assert without_message_ids(sub.lines[4:]) == [*TUTORIAL_MESSAGES, "Disconnecting...", "Disconnection OK"]
+    through_the_stream = [line.replace("'my-subject'", "'orders.messages'") for line in TUTORIAL_MESSAGES]
+    assert without_message_ids(sub.lines[4:]) == [*through_the_stream, "Disconnecting...", "Disconnection OK"]
     ids = re.findall(r"'Nats-Msg-Id': '([0-9a-f]{16})-(\d+)'", "\n".join(sub.lines))
     assert [n for _, n in ids] == ["0", "1"] and ids[0][0] == ids[1][0], "one ID per message of a run"
 
@@ -89,6 +90,22 @@ def test_a_stream_on_a_single_server_has_one_replica(broker, run):
         return (await js.stream_info("orders")).config.num_replicas
 
     assert js_call(broker, replicas) == 1
+
+
+def test_a_stream_without_subject_captures_a_subject_of_its_own_never_the_tutorials(broker, run, start):
+    published = run("pub.py", "--stream", "orders", "order 5", env=broker.env())
+    assert run("pub.py", env=broker.env()).returncode == 0  # step 3's two messages, on my-subject
+
+    assert published.stdout.splitlines()[-1] == "Published 1 message to 'orders.messages' (stream orders)"
+
+    async def stream(js):
+        info = await js.stream_info("orders")
+        return info.config.subjects, info.state.messages
+
+    assert js_call(broker, stream) == (["orders.messages"], 1)
+    sub = start("sub.py", "--stream", "orders", "--count", "1", env=broker.env())
+    assert sub.wait() == 0
+    assert f"{RECEIVED}order 5" in sub.lines
 
 
 def test_a_durable_consumer_resumes_after_the_last_acknowledged_message(broker, start):
@@ -156,7 +173,7 @@ def test_a_killed_consumer_gets_every_message_after_a_restart(broker, start):
     publish_numbered(broker, 5000)
 
     async def short_ack_wait(js):  # unacknowledged messages come back after 2 s rather than 30
-        await js.add_consumer("orders", durable_name="shipping", ack_wait=2, filter_subject="my-subject")
+        await js.add_consumer("orders", durable_name="shipping", ack_wait=2, filter_subject="orders.messages")
 
     js_call(broker, short_ack_wait)
     first = consume(start, broker, "--durable", "shipping")
@@ -298,7 +315,7 @@ def test_bad_stream_flags_are_a_usage_error(script, args, message, run):
 
 def test_messages_the_stream_refuses_mid_run_are_a_failure_with_exact_counts(broker, run):
     async def small_stream(js):  # at most 5000 messages, and new ones are refused rather than old ones dropped
-        await js.add_stream(name="orders", subjects=["my-subject"], max_msgs=5000, discard="new")
+        await js.add_stream(name="orders", subjects=["orders.messages"], max_msgs=5000, discard="new")
 
     js_call(broker, small_stream)
 
@@ -429,7 +446,7 @@ def test_ctrl_c_stops_a_stream_publish_and_says_how_many_the_stream_confirmed(br
     assert pub.wait() == 130
     assert pub.lines == [f"Connected to NATS at 127.0.0.1:{broker.port}..."], "it never says Published"
     found = re.fullmatch(
-        r"pub\.py: error: interrupted: (\d+) of 3000000 messages published to 'my-subject' \(stream orders\) and "
+        r"pub\.py: error: interrupted: (\d+) of 3000000 messages published to 'orders.messages' \(stream orders\) and "
         r"confirmed by the server; the others were not confirmed\n",
         pub.stderr,
     )
@@ -549,9 +566,9 @@ def test_a_consumer_at_its_limit_of_unacknowledged_messages_is_told_with_the_ack
 
     async def crashed_consumers(js):  # 5 handed out and never acknowledged, as by sub.py killed with -9
         await js.add_consumer(
-            "orders", durable_name="shipping", filter_subject="my-subject", max_ack_pending=5, ack_wait=30
+            "orders", durable_name="shipping", filter_subject="orders.messages", max_ack_pending=5, ack_wait=30
         )
-        await (await js.pull_subscribe("my-subject", durable="shipping", stream="orders")).fetch(5)
+        await (await js.pull_subscribe("orders.messages", durable="shipping", stream="orders")).fetch(5)
 
     js_call(broker, crashed_consumers)
     sub = consume(start, broker, "--durable", "shipping")

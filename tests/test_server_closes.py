@@ -24,7 +24,8 @@ NEW_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/lo
 # it is at work.
 RUNNING = {
     "core sub, idle": ("sub.py", [], None, "Subscription OK"),
-    "core sub, busy": ("sub.py", [], ["--stream", "orders", "--count", "100000000", "x"], "Received a message"),
+    "core sub, busy": ("sub.py", [], ["--stream", "orders", "--subject", "my-subject", "--count", "100000000", "x"],
+                       "Received a message"),
     "sub --stream, idle": ("sub.py", ["--stream", "orders"], None, "Subscription OK"),
     "sub --stream, busy": ("sub.py", ["--stream", "orders"], ["--stream", "orders", "--count", "100000000", "x"],
                            "Received a message"),
