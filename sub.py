@@ -236,6 +236,8 @@ GET_CREDS = "get one with scripts/create-credentials.sh (Scaleway) or scripts/lo
 CONNECT, CHECK = "could not connect to {where}", "; check --server or NATS_URL"
 CERT = "certificate verification failed for {where}: {e.verify_message}; "
 CA = "if the server uses a private CA, give it with --tlsca or NATS_CA"
+OTHER_CA = "the CA in {} (--tlsca or NATS_CA) did not sign it: the exports may be from the other local broker (single "
+OTHER_CA += "or --cluster); paste those of the one that runs"
 DELETED = " was deleted while {prog} was reading it"
 RIDE, WARN, STOP, REJECTED, UNREACHABLE = "ride", "warn", "stop", "rejected", "unreachable"
 
@@ -260,7 +262,7 @@ class NoAnswer(Exception): ...  # the first connection did not succeed within --
 FAILURES = [
     (ssl.SSLCertVerificationError, "mismatch", REJECTED,
      CERT + "connect with a host name the certificate was issued for"),
-    (ssl.SSLCertVerificationError, "", REJECTED, CERT + CA),
+    (ssl.SSLCertVerificationError, "", REJECTED, CERT + "{ca}"),
     (nats.errors.Error, "authorization violation", REJECTED, "authorization failed at {where}: the server rejected "
      "the credentials in {args.creds}"),
     (ConnectionRefusedError, "", UNREACHABLE, CONNECT + ": connection refused, nothing listens there" + CHECK),
@@ -305,7 +307,8 @@ def meaning(e, args):
     _, _, action, text = row(e)
     denied = str(e).split(" for ")[-1].replace("subscription", "subscribe").replace('"', "'")
     denied = denied.replace(args.subject.lower(), args.subject)  # nats-py lowers the -ERR: the subject's own case
-    fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied)
+    ca = OTHER_CA.format(escaped(args.tlsca)) if args.tlsca else CA  # a CA was given: the wrong one
+    fields = dict(e=e, args=args, where=shown(args.server), reason=reason(e), prog=PROG, denied=denied, ca=ca)
     return action, text.format(consumer=getattr(args, "durable", None) or "(without --durable)", **fields)
 
 

@@ -271,6 +271,20 @@ def test_an_untrusted_server_certificate_points_at_NATS_CA(script, tls_broker, r
 
 
 @BOTH
+def test_a_certificate_from_another_ca_than_NATS_CA_says_the_exports_may_be_the_other_brokers(script, make_broker, run):
+    single, cluster = make_broker(tls=True), make_broker(tls=True)  # each local broker has a CA of its own
+
+    result = run(script, env=single.env(NATS_CA=cluster.ca), timeout=10)
+
+    assert_error(
+        result,
+        f"{script}: error: certificate verification failed for {single.url}: unable to get local issuer certificate; "
+        f"the CA in {cluster.ca} (--tlsca or NATS_CA) did not sign it: the exports may be from the other local broker "
+        "(single or --cluster); paste those of the one that runs",
+    )
+
+
+@BOTH
 def test_a_missing_ca_file_is_named(script, tls_broker, run):
     result = run(script, "--tlsca", "/nonexistent/ca.pem", env=tls_broker.env())
 
