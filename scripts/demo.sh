@@ -47,7 +47,7 @@ port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 echo "Starting a local broker (TLS, .creds authentication) on 127.0.0.1:$port"
 "$PY" scripts/local_broker.py --port "$port" --dir "$work/broker" >"$work/broker.log" 2>&1 &
 pids+=("$!")
-wait_for_line "$work/broker.log" "Server is ready" "$!"
+wait_for_line "$work/broker.log" "Stop it with Ctrl+C." "$!"
 export NATS_URL="nats://127.0.0.1:$port"
 export NATS_CREDS="$work/broker/tls/user.creds"
 export NATS_CA="$work/broker/tls/ca.pem"

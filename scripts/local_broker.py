@@ -327,6 +327,7 @@ def main():
                 f"local-broker: error: port {port} on 127.0.0.1 is already in use; "
                 f"stop what uses it or pick another with --port\n",
             )
+    os.umask(0o077)  # what this script and nats-server create (logs, pid files, streams): for this user only
     if not os.path.exists(args.dir):  # a folder of our own (not one of the user's, such as /tmp): private too
         os.makedirs(args.dir)
         os.chmod(args.dir, 0o700)
@@ -335,12 +336,8 @@ def main():
         mint(state_dir, tls=not args.no_tls)
     tighten(state_dir)
     if args.cluster:
-        return run_cluster(state_dir, ports, tls=not args.no_tls)
-    print_exports("Local NATS broker on 127.0.0.1.", state_dir, ports, tls=not args.no_tls)
-    print("Stop it with Ctrl+C.", flush=True)
-    # Replace this process with nats-server: Ctrl+C and SIGTERM reach it directly and it shuts down cleanly.
-    command = server_command(state_dir, args.port)
-    os.execv(command[0], command)
+        cluster_confs(state_dir, [free_port() for _ in ports])
+    run_broker(state_dir, ports, tls=not args.no_tls, cluster=bool(args.cluster))
 
 
 def print_exports(what, state_dir, ports, tls):
@@ -351,23 +348,24 @@ def print_exports(what, state_dir, ports, tls):
         print(f"  export NATS_CA={os.path.join(state_dir, 'ca.pem')}")
 
 
-RESTART_AFTER = 3  # seconds before a node of the local cluster that stopped is started again
+RESTART_AFTER = 3  # seconds before a nats-server that stopped is started again
 
 
-def run_cluster(state_dir, ports, tls):
-    """Run the nodes until Ctrl+C or SIGTERM; start again any node that stops meanwhile."""
+def run_broker(state_dir, ports, tls, cluster):
+    """Run nats-server (with cluster, a node per port, routed together) until Ctrl+C or SIGTERM, and start again any
+    that stops meanwhile. Their logs go to files, so that the exports, printed once JetStream answers, stay on
+    screen."""
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
         signal.signal(sig, lambda signum, frame: stopping.append(signum))
-    cluster_confs(state_dir, [free_port() for _ in ports])
-    nodes = {}
+    nodes, name = {}, (lambda index: f"node-{index}" if cluster else "nats-server")  # (and of its log and pid files)
 
     def start(index):
-        log = open(os.path.join(state_dir, f"node-{index}.log"), "ab")
-        pid_file = os.path.join(state_dir, f"node-{index}.pid")
+        log = open(os.path.join(state_dir, f"{name(index)}.log"), "ab")
+        command = node_command(state_dir, index, ports[index - 1]) if cluster else server_command(state_dir, ports[0])
         # A session of its own: Ctrl+C reaches this script, which stops the nodes in order.
         nodes[index] = subprocess.Popen(
-            [*node_command(state_dir, index, ports[index - 1]), "-P", pid_file],
+            [*command, "-P", os.path.join(state_dir, f"{name(index)}.pid")],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
@@ -375,14 +373,12 @@ def run_cluster(state_dir, ports, tls):
         )
         log.close()
 
+    logs = os.path.join(state_dir, f"{name('N')}.log")
     try:
         for index in range(1, len(ports) + 1):
             start(index)
-        print(
-            f"Local NATS cluster of {len(ports)} nodes on 127.0.0.1 (logs: {state_dir}/node-N.log); "
-            "waiting for JetStream...",
-            flush=True,
-        )
+        what = f"Local NATS cluster of {len(ports)} nodes" if cluster else "Local NATS broker"
+        print(f"{what} on 127.0.0.1 (log: {logs}); waiting for JetStream...", flush=True)
         urls = [f"nats://127.0.0.1:{port}" for port in ports]
         ca = os.path.join(state_dir, "ca.pem") if tls else None
         while not stopping:
@@ -391,15 +387,16 @@ def run_cluster(state_dir, ports, tls):
                 break
             except Exception:  # not yet: no meta leader, or a node that has not joined it
                 if any(node.poll() is not None for node in nodes.values()):
-                    raise SystemExit(f"local-broker: error: a node did not start; see {state_dir}/node-N.log") from None
+                    raise SystemExit(f"local-broker: error: nats-server did not start; see {logs}") from None
         else:
             return
         print_exports("JetStream is ready.", state_dir, ports, tls)
-        print(
-            f"A node that stops is started again after {RESTART_AFTER} s. "
-            f'To stop node 2 abruptly: kill -9 "$(cat {state_dir}/node-2.pid)"'
-        )
-        print("Stop the cluster with Ctrl+C.", flush=True)
+        if cluster:
+            print(
+                f"A node that stops is started again after {RESTART_AFTER} s. "
+                f'To stop node 2 abruptly: kill -9 "$(cat {state_dir}/node-2.pid)"'
+            )
+        print(f"Stop {'the cluster' if cluster else 'it'} with Ctrl+C.", flush=True)
         down = {}  # node index -> when it stopped
         while not stopping:
             time.sleep(0.2)
@@ -407,15 +404,15 @@ def run_cluster(state_dir, ports, tls):
                 if node.poll() is not None and index not in down:
                     down[index] = time.monotonic()
                     print(
-                        f"node-{index} stopped ({exit_status(node.returncode)}); starting it again in "
-                        f"{RESTART_AFTER} s",
+                        f"{name(index)} stopped ({exit_status(node.returncode)}); "
+                        f"starting it again in {RESTART_AFTER} s",
                         flush=True,
                     )
             for index, since in list(down.items()):
                 if time.monotonic() - since >= RESTART_AFTER and not stopping:
                     start(index)
                     del down[index]
-                    print(f"node-{index} started again", flush=True)
+                    print(f"{name(index)} started again", flush=True)
     finally:
         for node in nodes.values():
             if node.poll() is None:
@@ -426,7 +423,7 @@ def run_cluster(state_dir, ports, tls):
             except subprocess.TimeoutExpired:
                 node.kill()
                 node.wait()
-    print("Cluster stopped.", flush=True)
+    print(f"{'Cluster' if cluster else 'Broker'} stopped.", flush=True)
 
 
 def exit_status(code):

@@ -9,7 +9,17 @@ import subprocess
 
 import local_broker as local_broker_module
 import pytest
-from helpers import ONE_AT_A_TIME, PYTHON, ROOT, TUTORIAL_MESSAGES, Process, clean_env, free_port
+from helpers import (
+    ONE_AT_A_TIME,
+    PYTHON,
+    ROOT,
+    TUTORIAL_MESSAGES,
+    Process,
+    as_shown,
+    clean_env,
+    free_port,
+    readme_blocks,
+)
 
 
 def is_listening(port):
@@ -22,7 +32,7 @@ def local_broker(tmp_path):
     """start(*args, env=...) -> scripts/local-broker.sh running, its exports parsed; stopped after the test."""
     procs = []
 
-    def start(*args, ready="Server is ready", **env):
+    def start(*args, ready="Stop it with Ctrl+C.", **env):
         proc = Process(
             ["bash", os.path.join(ROOT, "scripts/local-broker.sh"), *args],
             env=clean_env(**env),
@@ -36,6 +46,16 @@ def local_broker(tmp_path):
 
     yield start
     for proc in procs:
+        stop(proc)
+
+
+def stop(proc):
+    """SIGTERM, as a terminal closing does: the broker stops its nats-servers (in sessions of their own, which a kill
+    of the broker would leave running), then exits."""
+    proc.signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    finally:
         proc.kill()
 
 
@@ -51,6 +71,23 @@ def test_local_broker_prints_the_exports_that_make_the_tutorial_work(local_broke
     }
     result = run("pub.py", env=clean_env(**broker.exports))
     assert result.returncode == 0, result.stderr
+
+
+def test_local_broker_keeps_its_exports_on_screen_and_its_log_in_a_file_as_the_readme_shows(
+    local_broker, tmp_path, run
+):
+    state = tmp_path / "state" / "tls"
+    broker = local_broker("--port", str(free_port()), "--dir", str(tmp_path / "state"))
+    assert run("pub.py", env=clean_env(**broker.exports)).returncode == 0
+
+    broker.signal(signal.SIGINT)
+
+    assert broker.wait() == 0
+    assert broker.lines[-1] == "Broker stopped."
+    [shown] = [body for kind, body in readme_blocks("**2a.", "**2b.") if kind == "text"]
+    readme_path = "/path/to/scaleway-messaging-python/.local-broker/tls"
+    assert as_shown("\n".join(broker.lines[:-1]) + "\n") == shown.replace(readme_path, str(state))
+    assert "Server is ready" in (state / "nats-server.log").read_text()
 
 
 def test_local_broker_requires_tls_unless_no_tls(local_broker, tmp_path, run):
@@ -115,7 +152,8 @@ def test_local_broker_stops_cleanly_on_ctrl_c(local_broker, tmp_path):
     broker.signal(signal.SIGINT)
 
     assert broker.wait() == 0
-    assert any("Server Exiting" in line for line in broker.lines)
+    assert broker.lines[-1] == "Broker stopped."
+    assert "Server Exiting" in open(tmp_path / "state" / "tls" / "nats-server.log").read()
     assert not is_listening(port)
 
 
@@ -305,9 +343,9 @@ def test_local_broker_files_have_safe_modes_whatever_the_umask_and_whatever_was_
         merge_stderr=True,
     )
     try:
-        broker.wait_for_line("Server is ready")
+        broker.wait_for_line("Stop it with Ctrl+C.")
     finally:
-        broker.kill()
+        stop(broker)
 
     tls = state / "tls"
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tls.iterdir()}
