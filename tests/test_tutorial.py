@@ -245,6 +245,35 @@ def test_the_plain_nats_py_programs_of_the_readme_run_as_written_quietly_over_tl
     assert sub.stderr == ""
 
 
+@pytest.mark.parametrize("name", ["publisher.py", "subscriber.py"])
+def test_the_plain_nats_py_programs_of_the_readme_fail_within_seconds_without_a_server(name, broker, tmp_path):
+    (tmp_path / name).write_text(readme_program(name))
+
+    # Nothing listens at the URL: nats-py alone would try again every 2 s for 2 minutes; the timeout is 30 s.
+    result = subprocess.run(
+        [PYTHON, str(tmp_path / name)], env=broker.env(NATS_URL=broker.unused_url()), capture_output=True, timeout=30
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert b"ConnectionRefusedError" in result.stderr
+    assert result.stderr.splitlines()[-1] == b"TimeoutError"
+
+
+def test_every_file_the_readme_makes_is_kept_out_of_git_and_removed_by_the_clean_up():
+    made = ["nats.creds", "nats-account.json", "nats-credentials.json", ".venv/", ".local-broker/"]
+    made += ["publisher.py", "subscriber.py", "jobs.log"]  # the plain programs, saved as files; step 6's output
+    text = open(os.path.join(ROOT, "README.md")).read()
+    assert all(f"({name})" in text or f"> {name}" in text for name in ["`publisher.py`", "`subscriber.py`", "jobs.log"])
+
+    ignored = subprocess.run(["git", "check-ignore", *made], cwd=ROOT, capture_output=True, text=True)
+
+    assert ignored.stdout.split() == made
+    clean_up = text[text.index("### Cleaning up") :]
+    removed = " ".join(re.search(r"`rm -rf ([^`]+)`", clean_up).group(1).split())
+    assert removed.split() == [".local-broker", ".venv", "publisher.py", "subscriber.py", "jobs.log"]
+
+
 # The README as a path: the idea first, then steps 1 to 3 to the first message, run as written
 
 
