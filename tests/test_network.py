@@ -150,8 +150,9 @@ def test_a_server_that_rejects_a_script_after_a_restart_is_told_once_then_ends_i
     assert sub.wait(timeout=20) == 1
     if change == "certificate":
         why = (
-            f"certificate verification failed for {broker.url}: unable to get local issuer certificate; "
-            "if the server uses a private CA, give it with --tlsca or NATS_CA"
+            f"certificate verification failed for {broker.url}: unable to get local issuer certificate; the CA in "
+            f"{env['NATS_CA']} (--tlsca or NATS_CA) did not sign it: the exports may be from the other local broker "
+            "(single or --cluster); paste those of the one that runs"
         )
     else:
         why = f"authorization failed at {broker.url}: the server rejected the credentials in {env['NATS_CREDS']}"
