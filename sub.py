@@ -344,7 +344,7 @@ def add_connection_flags(parser):
     return parser
 
 
-def parsed(parser):  # parse_args(); a stream captures a subject of its own, not my-subject (MnQ bills what it stores)
+def parsed(parser):  # parse_args(); --stream S's subject is S.messages by default, not my-subject (MnQ bills streams)
     args = parser.parse_args()
     if args.replicas and not args.stream:
         parser.error("--replicas needs --stream: it is the number of copies of a new stream")

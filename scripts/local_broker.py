@@ -358,7 +358,10 @@ def run_broker(state_dir, ports, tls, cluster):
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
         signal.signal(sig, lambda signum, frame: stopping.append(signum))
-    nodes, name = {}, (lambda index: f"node-{index}" if cluster else "nats-server")  # (and of its log and pid files)
+    nodes = {}
+
+    def name(index):  # of a node, and of its log and pid files
+        return f"node-{index}" if cluster else "nats-server"
 
     def start(index):
         log = open(os.path.join(state_dir, f"{name(index)}.log"), "ab")

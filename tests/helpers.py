@@ -37,6 +37,7 @@ GRACE = 5  # the scripts' GRACE: seconds that stopping may take after Ctrl+C
 # pytest runs the tests in parallel workers (tests/pytest.ini). Tests that start a cluster or the benchmark run
 # one after the other in a single worker: each loads both CPUs, and an election that starves misses its timing.
 ONE_AT_A_TIME = pytest.mark.xdist_group("one-at-a-time")
+BOTH = pytest.mark.parametrize("script", ["pub.py", "sub.py"])  # a test each script passes
 
 # What sub.py prints for the two messages a plain `python3 pub.py` sends.
 TUTORIAL_MESSAGES = [

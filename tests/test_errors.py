@@ -5,9 +5,8 @@ import shutil
 import socket
 
 import pytest
-from helpers import Broker, assert_error, assert_usage_error, clean_env
+from helpers import BOTH, Broker, assert_error, assert_usage_error, clean_env
 
-BOTH = pytest.mark.parametrize("script", ["pub.py", "sub.py"])
 GET_ONE = "get one with scripts/create-credentials.sh (Scaleway) or scripts/local-broker.sh"
 
 

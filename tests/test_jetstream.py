@@ -11,6 +11,7 @@ from collections import Counter
 import nats
 import pytest
 from helpers import (
+    BOTH,
     PYTHON,
     ROOT,
     TUTORIAL_MESSAGES,
@@ -244,7 +245,7 @@ def test_two_workers_on_one_durable_share_the_messages_each_to_exactly_one(broke
 # Bad input: one line, a non-zero exit, no traceback, no hang
 
 
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+@BOTH
 @pytest.mark.parametrize("without", ["account", "server"])
 def test_an_account_without_jetstream_is_named(script, without, make_broker, run):
     # The account's JWT grants no JetStream (the server answers 10039), or the server has none (no responders).
@@ -260,7 +261,7 @@ def test_an_account_without_jetstream_is_named(script, without, make_broker, run
     assert result.seconds < 10
 
 
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+@BOTH
 def test_a_stream_that_does_not_capture_the_subject_names_its_subjects(script, broker, run):
     assert run("pub.py", "--stream", "orders", "--subject", "orders.new", "x", env=broker.env()).returncode == 0
 
@@ -487,7 +488,7 @@ def test_pub_gives_up_on_a_stream_that_does_not_answer_and_says_what_is_confirme
     assert confirmed <= js_call(broker, stored) <= confirmed + unconfirmed
 
 
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+@BOTH
 def test_a_subject_another_stream_captures_names_that_stream(script, broker, run):
     assert run("pub.py", "--stream", "orders", "--subject", "orders.new", "x", env=broker.env()).returncode == 0
 

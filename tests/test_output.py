@@ -8,7 +8,7 @@ import subprocess
 
 import nats
 import pytest
-from helpers import PYTHON, assert_error, clean_env, free_port, publish, script, shell_pipeline, subscribed
+from helpers import BOTH, PYTHON, assert_error, clean_env, free_port, publish, script, shell_pipeline, subscribed
 
 
 @pytest.mark.skipif(not shutil.which("stdbuf"), reason="stdbuf makes head pass each line on as it comes")
@@ -121,7 +121,7 @@ def test_header_keys_print_as_plain_strings_even_for_a_status_line(broker, start
     assert "'Description': 'Oops'" in headers, headers
 
 
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+@BOTH
 def test_a_servers_error_text_reaches_the_terminal_escaped(script, broker, run, fake_server):
     url = fake_server(b"-ERR '\x1b[31mEVIL\x1b]0;pwned\x07\xe2\x80\x8b'\r\n")
 

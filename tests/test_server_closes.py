@@ -8,7 +8,7 @@ import time
 import local_broker
 import nats
 import pytest
-from helpers import assert_error, js_call
+from helpers import BOTH, assert_error, js_call
 
 
 async def stored(js):
@@ -103,7 +103,7 @@ def test_credentials_revoked_while_a_script_runs_end_it_with_one_line_that_says_
     assert_told(proc, told, broker)
 
 
-@pytest.mark.parametrize("script", ["pub.py", "sub.py"])
+@BOTH
 def test_credentials_denied_the_jetstream_api_are_named_at_once_not_retried(script, broker, run, tmp_path):
     creds = broker.new_creds(str(tmp_path / "no-js.creds"), deny_publish=["$JS.API.>"])
 
